@@ -1,0 +1,137 @@
+"""The distillation loss kdlab teaches, and the gradients that explain it.
+
+    L = alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(y, softmax(z_s))
+
+alpha weights the teacher (soft) term. The KL is "batchmean" (sum over classes, mean over
+examples); reduction="mean" would also divide by the number of classes, a common bug. The
+T^2 factor exists because the soft term's gradient falls as 1/T^2 (Hinton et al. 2015,
+section 2.1); `soft_term_gradient` and `soft_term_gradient_high_T` let the notebooks show
+that directly. Everything is computed from log-probabilities in at least float32, so the
+loss stays finite for huge logits, tiny or huge T, and bf16/fp16 inputs.
+"""
+
+import math
+import numbers
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class KDLossParts(NamedTuple):
+    """The pieces of the loss, so a notebook can plot each term on its own."""
+
+    total: torch.Tensor  # soft + hard; differentiable
+    soft: torch.Tensor  # alpha * T^2 * kl
+    hard: torch.Tensor  # (1 - alpha) * ce
+    kl: torch.Tensor  # KL(teacher || student) at temperature T, batchmean
+    ce: torch.Tensor  # cross-entropy with the labels at T = 1, mean over examples
+
+
+_NOT_GIVEN = object()  # lets _validate tell "not checked here" from a caller's T=None
+
+
+def _validate(*, T=_NOT_GIVEN, alpha=_NOT_GIVEN, student_logits=None, teacher_logits=None, labels=None):
+    """Raise ValueError, naming the bad value and what is expected, for whichever inputs are given."""
+    for name, value, expected, ok in (
+        ("T", T, "a finite number > 0", lambda v: v > 0),
+        ("alpha", alpha, "a finite number in [0, 1]", lambda v: 0 <= v <= 1),
+    ):
+        if value is _NOT_GIVEN:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name} must be {expected}, got {value!r} of type {type(value).__name__}")
+        if not (math.isfinite(value) and ok(value)):
+            raise ValueError(f"{name} must be {expected}, got {value!r}")
+    if student_logits is None:
+        return
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            "student_logits and teacher_logits must have the same shape, got "
+            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
+        )
+    if student_logits.dim() < 2:
+        raise ValueError(f"logits must be (N, C) or (B, L, C), got shape {tuple(student_logits.shape)}")
+    for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not torch.isfinite(logits).all():
+            raise ValueError(f"{name} must be finite, got NaN or inf in a tensor of shape {tuple(logits.shape)}")
+    if labels is None:
+        return
+    if labels.shape != student_logits.shape[:-1]:
+        raise ValueError(
+            f"labels must have shape {tuple(student_logits.shape[:-1])} to match logits "
+            f"{tuple(student_logits.shape)}, got {tuple(labels.shape)}"
+        )
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    num_classes = student_logits.shape[-1]
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0].item()
+        raise ValueError(f"labels must be in [0, {num_classes}), got {bad}")
+
+
+def _upcast(logits):
+    """At least float32: bf16/fp16 softmax at high T loses the small differences the loss is about."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def soft_targets(logits, T):
+    """softmax(logits / T) over the last dim: higher T spreads probability onto the wrong classes."""
+    _validate(T=T)
+    return torch.softmax(_upcast(logits) / T, dim=-1)
+
+
+def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_parts=False):
+    """alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(labels, p_student).
+
+    Logits are (N, C), or (B, L, C) for token-level distillation: leading dims are flattened
+    to (B*L, C) and labels (B, L) to (B*L,), so both terms average over tokens. The teacher
+    logits are detached, so only the student gets a gradient. Returns a scalar tensor, or
+    KDLossParts when return_parts is True.
+    """
+    _validate(T=T, alpha=alpha, student_logits=student_logits, teacher_logits=teacher_logits, labels=labels)
+    num_classes = student_logits.shape[-1]
+    student = _upcast(student_logits).reshape(-1, num_classes)
+    teacher = _upcast(teacher_logits.detach()).reshape(-1, num_classes)
+    kl = F.kl_div(
+        F.log_softmax(student / T, dim=-1),
+        F.log_softmax(teacher / T, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    ce = F.cross_entropy(student, labels.reshape(-1))
+    soft = alpha * T**2 * kl
+    hard = (1 - alpha) * ce
+    total = soft + hard
+    return KDLossParts(total, soft, hard, kl, ce) if return_parts else total
+
+
+def soft_term_gradient(student_logits, teacher_logits, T):
+    """(1/T)(q - p), q = softmax(z_s/T), p = softmax(z_t/T): d KL / d z_s for each example.
+
+    Autograd of the batchmean kl equals this divided by the batch size; the gradient of the
+    weighted soft term alpha * T^2 * kl is alpha * T^2 times that.
+    """
+    _validate(T=T, student_logits=student_logits, teacher_logits=teacher_logits)
+    return (soft_targets(student_logits, T) - soft_targets(teacher_logits, T)) / T
+
+
+def soft_term_gradient_high_T(student_logits, teacher_logits, T):
+    """(z_s - z_t) / (N T^2), N = number of classes: the large-T limit of soft_term_gradient.
+
+    Valid only for zero-mean logits and T large compared with the logits (Hinton et al. 2015,
+    section 2.1); it shows why the soft gradients fall as 1/T^2.
+    """
+    _validate(T=T, student_logits=student_logits, teacher_logits=teacher_logits)
+    num_classes = student_logits.shape[-1]
+    return (_upcast(student_logits) - _upcast(teacher_logits)) / (num_classes * T**2)
+
+
+def alpha_from_ce_weighting(alpha_on_ce):
+    """Convert an alpha that weights the cross-entropy into kdlab's alpha (on the teacher term).
+
+    Keras' distillation example and torchdistill write L = alpha*CE + (1-alpha)*T^2*KL; kdlab
+    writes L = alpha*T^2*KL + (1-alpha)*CE. So their alpha=0.1 is kdlab's alpha=0.9.
+    """
+    _validate(alpha=alpha_on_ce)
+    return 1 - alpha_on_ce
