@@ -1,0 +1,316 @@
+"""Datasets as whole tensors: scikit-learn's embedded digits, and MNIST / Fashion-MNIST / CIFAR-10.
+
+The datasets kdlab teaches with are small enough to hold in memory (and usually on the training
+device), so a dataset is two tensors and a batch is a slice. That keeps a distillation epoch on
+digits or MNIST fast on a laptop CPU and avoids DataLoader overhead on a GPU.
+
+`digits` ships inside scikit-learn, so it works offline; the others come through torchvision and
+need a download once (`python -m kdlab download NAME`) or a copied folder (see data/README.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+import os
+import shutil
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+
+_ALIASES = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
+
+# torchvision's layout under the data root, and the names people know the datasets by.
+_FOLDERS = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py"}
+_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+# Download errors look different on every network failure; these are the ones torchvision lets
+# through (URLError and gzip's BadGzipFile are OSErrors; MNIST wraps its mirror failures in a
+# RuntimeError; a truncated archive raises EOFError or a TarError).
+_LOAD_ERRORS = (OSError, RuntimeError, EOFError, tarfile.TarError)
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset is not on disk and cannot be downloaded; the message says how to get it."""
+
+
+@dataclass
+class TensorData:
+    """A whole dataset as two tensors: small data lives on the training device, so batches are slices, not DataLoader round trips."""
+
+    inputs: torch.Tensor  # float32, normalised, (n, C, H, W)
+    labels: torch.Tensor  # int64, (n,)
+    classes: tuple[str, ...]
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.inputs.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the tensors take: decides whether the data can live on the device."""
+        return sum(t.element_size() * t.nelement() for t in (self.inputs, self.labels))
+
+    def to(self, device) -> TensorData:
+        """A TensorData on `device` (tensors already there are shared, as with Tensor.to)."""
+        return dataclasses.replace(self, inputs=self.inputs.to(device), labels=self.labels.to(device))
+
+    def subset(self, n: int | None = None, *, exclude_classes: Iterable[int | str] = (), seed: int = 0) -> TensorData:
+        """A labelled transfer set: drop `exclude_classes` (indices or names), then keep n examples.
+
+        The n examples are balanced across the remaining classes as far as their sizes allow,
+        chosen by a seeded permutation, so "100 examples" means about 10 per digit rather than
+        whatever a random draw gives. Labels and `classes` are unchanged, so a model trained on
+        the subset still has an output for an excluded class (Hinton et al.'s "no 3s" experiment).
+        """
+        excluded = {self._class_index(c) for c in exclude_classes}
+        labels = self.labels.cpu()
+        keep = torch.nonzero(~torch.isin(labels, torch.tensor(sorted(excluded), dtype=labels.dtype))).flatten()
+        if n is None:
+            chosen = keep
+        else:
+            if not 1 <= n <= len(keep):
+                raise ValueError(f"n must be between 1 and {len(keep)} (examples left after exclusion), got {n}")
+            generator = torch.Generator().manual_seed(seed)
+            shuffled = keep[torch.randperm(len(keep), generator=generator)]
+            shuffled_labels = labels[shuffled]
+            # Rank of each example within its class in the shuffled order; taking the n smallest
+            # (rank, seeded class priority) keys deals examples round-robin over the classes.
+            rank = torch.empty_like(shuffled)
+            for label in shuffled_labels.unique():
+                in_class = shuffled_labels == label
+                rank[in_class] = torch.arange(int(in_class.sum()))
+            class_priority = torch.randperm(self.num_classes, generator=generator)
+            order = torch.argsort(rank * self.num_classes + class_priority[shuffled_labels])
+            chosen = shuffled[order[:n]].sort().values
+        return dataclasses.replace(
+            self, inputs=self.inputs[chosen.to(self.inputs.device)], labels=self.labels[chosen.to(self.labels.device)]
+        )
+
+    def _class_index(self, label: int | str) -> int:
+        if isinstance(label, str):
+            if label not in self.classes:
+                raise ValueError(f"unknown class {label!r}; {self.name} has classes {self.classes}")
+            return self.classes.index(label)
+        if not 0 <= label < self.num_classes:
+            raise ValueError(f"unknown class index {label}; {self.name} has classes 0..{self.num_classes - 1}")
+        return int(label)
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) slices covering every example once; the last batch may be short.
+
+        The permutation is drawn on the generator's device (the data's device without one) and
+        indexes the tensors where they live, so a shuffled epoch never copies data to the host.
+        """
+        n = len(self)
+        if not shuffle:
+            for start in range(0, n, batch_size):
+                yield self.inputs[start : start + batch_size], self.labels[start : start + batch_size]
+            return
+        device = self.inputs.device if generator is None else generator.device
+        order = torch.randperm(n, generator=generator, device=device).to(self.inputs.device)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            yield self.inputs[index], self.labels[index]
+
+
+class _DeviceBatches:
+    """Slices of data already on the device; one seeded generator, so each epoch reshuffles."""
+
+    def __init__(self, data: TensorData, batch_size: int, shuffle: bool, seed: int):
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.generator = torch.Generator(device=data.inputs.device).manual_seed(seed)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.data.batches(self.batch_size, shuffle=self.shuffle, generator=self.generator)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+
+class _HostBatches:
+    """Batches from host memory through a DataLoader, moved to the device as they arrive."""
+
+    def __init__(self, data: TensorData, batch_size: int, shuffle: bool, device: torch.device, seed: int):
+        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+        dataset = TensorDataset(data.inputs.cpu(), data.labels.cpu())
+        order = (
+            RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+            if shuffle
+            else SequentialSampler(dataset)
+        )
+        self.device = device
+        self.pin_memory = device.type == "cuda"
+        # A BatchSampler with batch_size=None makes each worker fetch a whole batch with one
+        # index operation instead of collating batch_size single examples.
+        self.loader = DataLoader(
+            dataset,
+            sampler=BatchSampler(order, batch_size, drop_last=False),
+            batch_size=None,
+            num_workers=2,
+            pin_memory=self.pin_memory,
+        )
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for inputs, labels in self.loader:
+            yield (inputs.to(self.device, non_blocking=self.pin_memory),
+                   labels.to(self.device, non_blocking=self.pin_memory))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def make_loader(
+    data: TensorData, batch_size: int, *, shuffle: bool, device, seed: int = 0, max_device_bytes: int = 2**30
+) -> _DeviceBatches | _HostBatches:
+    """Iterable of (x, y) batches on `device`, reshuffled every epoch, with len().
+
+    Data that fits (nbytes <= max_device_bytes) moves to `device` once and is sliced there;
+    larger data goes through a torch DataLoader (2 workers, pinned memory for CUDA). Both paths
+    draw their order from a generator seeded with `seed`, so runs repeat.
+    """
+    device = torch.device(device)
+    if data.nbytes <= max_device_bytes:
+        return _DeviceBatches(data.to(device), batch_size, shuffle, seed)
+    return _HostBatches(data, batch_size, shuffle, device, seed)
+
+
+def _canonical_name(name: str) -> str:
+    """The one place dataset names are normalised: 'Fashion_MNIST' and 'CIFAR-10' are accepted."""
+    key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
+def _torchvision_class(name: str):
+    from torchvision import datasets
+
+    return {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+
+
+def _dataset_folder(name: str, root) -> Path:
+    """Where torchvision keeps the files: named in every error so the user knows where to copy them."""
+    return Path(root) / _FOLDERS[name]
+
+
+def _advice(name: str, root) -> str:
+    return (
+        f"On a machine with internet run `python -m kdlab download {name} --data-root {root}` "
+        f"(or copy torchvision's files into {_dataset_folder(name, root)}), then run again."
+    )
+
+
+def _decompress_idx_files(raw_folder: Path) -> None:
+    """Offline, torchvision only reads unpacked IDX files; unpack copied *-ubyte.gz files next to them."""
+    for packed in raw_folder.glob("*-ubyte.gz"):
+        unpacked = packed.with_suffix("")
+        if not unpacked.exists():
+            partial = unpacked.with_name(unpacked.name + ".part")
+            with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
+                shutil.copyfileobj(source, target)
+            os.replace(partial, unpacked)
+
+
+def _torchvision_split(name: str, root, *, train: bool, offline: bool):
+    """A torchvision dataset object, or DatasetUnavailable that says what to do instead of a deep traceback."""
+    folder = _dataset_folder(name, root)
+    try:
+        if offline and name != "cifar10" and folder.is_dir():
+            _decompress_idx_files(folder)
+        return _torchvision_class(name)(str(root), train=train, download=not offline)
+    except _LOAD_ERRORS as error:
+        if offline:
+            raise DatasetUnavailable(
+                f"{_TITLES[name]} is not in {folder} (or its files are incomplete or corrupted). {_advice(name, root)}"
+            ) from None
+        cause = " ".join(str(error).split())  # MNIST lists every mirror it tried: keep it on one line
+        raise DatasetUnavailable(
+            f"could not download {_TITLES[name]} into {folder} ({type(error).__name__}: {cause}). {_advice(name, root)} "
+            "Pass --offline (offline=True) to skip download attempts, or use the embedded `digits` dataset."
+        ) from None
+
+
+def download(name: str, root="data") -> Path:
+    """Download a torchvision dataset into `root` (for `python -m kdlab download`); returns its folder.
+
+    Raises DatasetUnavailable on failure, ValueError for `digits`, which ships with scikit-learn.
+    """
+    name = _canonical_name(name)
+    if name == "digits":
+        raise ValueError("digits ships inside scikit-learn; there is nothing to download")
+    for train in (True, False):
+        _torchvision_split(name, root, train=train, offline=False)
+    return _dataset_folder(name, root)
+
+
+def _load_digits(seed: int) -> tuple[TensorData, TensorData]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data / 16.0, digits.target, test_size=500, random_state=seed, stratify=digits.target
+    )
+    mean, std = x_train.mean(), x_train.std()
+    classes = tuple(str(c) for c in digits.target_names)
+
+    def tensor_data(x, y) -> TensorData:
+        inputs = torch.tensor((x - mean) / std, dtype=torch.float32).reshape(-1, 1, 8, 8)
+        return TensorData(inputs, torch.tensor(y, dtype=torch.int64), classes, "digits")
+
+    return tensor_data(x_train, y_train), tensor_data(x_test, y_test)
+
+
+def _load_torchvision(name: str, root, offline: bool) -> tuple[TensorData, TensorData]:
+    splits = [_torchvision_split(name, root, train=train, offline=offline) for train in (True, False)]
+    images = []
+    for split in splits:
+        # MNIST-style .data is a uint8 tensor (n, H, W); CIFAR's is a numpy array (n, H, W, C).
+        pixels = torch.as_tensor(split.data)
+        pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2).contiguous()
+        images.append(pixels.float().div_(255))
+    # Per-channel statistics of the training images, applied to both splits.
+    mean = images[0].mean(dim=(0, 2, 3), keepdim=True)
+    std = images[0].std(dim=(0, 2, 3), keepdim=True)
+    return tuple(
+        TensorData(
+            inputs=pixels.sub_(mean).div_(std),
+            labels=torch.as_tensor(split.targets, dtype=torch.int64),
+            classes=tuple(split.classes),
+            name=name,
+        )
+        for split, pixels in zip(splits, images)
+    )
+
+
+def load_dataset(
+    name: str = "digits", root="data", *, offline: bool = False, seed: int = 0
+) -> tuple[TensorData, TensorData]:
+    """(train, test) as normalised tensors on the CPU.
+
+    `seed` picks the digits train/test split (the others have fixed published splits).
+    `offline=True` never touches the network: a missing dataset fails at once with advice.
+    """
+    name = _canonical_name(name)
+    if name == "digits":
+        return _load_digits(seed)
+    return _load_torchvision(name, root, offline)
