@@ -118,39 +118,45 @@ class TensorData:
         The permutation is drawn on the generator's device (the data's device without one) and
         indexes the tensors where they live, so a shuffled epoch never copies data to the host.
         """
-        n = len(self)
-        if not shuffle:
-            for start in range(0, n, batch_size):
-                yield self.inputs[start : start + batch_size], self.labels[start : start + batch_size]
-            return
-        device = self.inputs.device if generator is None else generator.device
-        order = torch.randperm(n, generator=generator, device=device).to(self.inputs.device)
+        return _slices((self.inputs, self.labels), batch_size, shuffle=shuffle, generator=generator)
+
+
+def _slices(tensors, batch_size, *, shuffle, generator=None):
+    """Aligned batches of several tensors (inputs, labels, cached teacher logits, ...)."""
+    n = len(tensors[0])
+    if not shuffle:
         for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
-            yield self.inputs[index], self.labels[index]
+            yield tuple(tensor[start : start + batch_size] for tensor in tensors)
+        return
+    device = tensors[0].device if generator is None else generator.device
+    order = torch.randperm(n, generator=generator, device=device).to(tensors[0].device)
+    for start in range(0, n, batch_size):
+        index = order[start : start + batch_size]
+        yield tuple(tensor[index] for tensor in tensors)
 
 
 class _DeviceBatches:
     """Slices of data already on the device; one seeded generator, so each epoch reshuffles."""
 
-    def __init__(self, data: TensorData, batch_size: int, shuffle: bool, seed: int):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-        self.generator = torch.Generator(device=data.inputs.device).manual_seed(seed)
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool, seed: int):
+        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
+        self.generator = torch.Generator(device=tensors[0].device).manual_seed(seed)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.data.batches(self.batch_size, shuffle=self.shuffle, generator=self.generator)
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return _slices(self.tensors, self.batch_size, shuffle=self.shuffle, generator=self.generator)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.data) / self.batch_size)
+        return math.ceil(len(self.tensors[0]) / self.batch_size)
 
 
 class _HostBatches:
     """Batches from host memory through a DataLoader, moved to the device as they arrive."""
 
-    def __init__(self, data: TensorData, batch_size: int, shuffle: bool, device: torch.device, seed: int):
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool, device: torch.device,
+                 seed: int):
         from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-        dataset = TensorDataset(data.inputs.cpu(), data.labels.cpu())
+        dataset = TensorDataset(*(tensor.cpu() for tensor in tensors))
         order = (
             RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
             if shuffle
@@ -168,28 +174,32 @@ class _HostBatches:
             pin_memory=self.pin_memory,
         )
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for inputs, labels in self.loader:
-            yield (inputs.to(self.device, non_blocking=self.pin_memory),
-                   labels.to(self.device, non_blocking=self.pin_memory))
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for batch in self.loader:
+            yield tuple(tensor.to(self.device, non_blocking=self.pin_memory) for tensor in batch)
 
     def __len__(self) -> int:
         return len(self.loader)
 
 
 def make_loader(
-    data: TensorData, batch_size: int, *, shuffle: bool, device, seed: int = 0, max_device_bytes: int = 2**30
+    data: TensorData, batch_size: int, *, shuffle: bool, device, seed: int = 0, max_device_bytes: int = 2**30,
+    extras: tuple[torch.Tensor, ...] = (),
 ) -> _DeviceBatches | _HostBatches:
-    """Iterable of (x, y) batches on `device`, reshuffled every epoch, with len().
+    """Iterable of (x, y, *extras) batches on `device`, reshuffled every epoch, with len().
+
+    `extras` are tensors aligned with the examples (the trainer's cached teacher logits),
+    sliced with the same order as inputs and labels.
 
     Data that fits (nbytes <= max_device_bytes) moves to `device` once and is sliced there;
     larger data goes through a torch DataLoader (2 workers, pinned memory for CUDA). Both paths
     draw their order from a generator seeded with `seed`, so runs repeat.
     """
     device = torch.device(device)
+    tensors = (data.inputs, data.labels, *extras)
     if data.nbytes <= max_device_bytes:
-        return _DeviceBatches(data.to(device), batch_size, shuffle, seed)
-    return _HostBatches(data, batch_size, shuffle, device, seed)
+        return _DeviceBatches(tuple(tensor.to(device) for tensor in tensors), batch_size, shuffle, seed)
+    return _HostBatches(tensors, batch_size, shuffle, device, seed)
 
 
 def _canonical_name(name: str) -> str:

@@ -81,15 +81,23 @@ def soft_targets(logits, T):
     return torch.softmax(_upcast(logits) / T, dim=-1)
 
 
-def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_parts=False):
+def check_hyperparameters(T, alpha):
+    """Raise ValueError unless T is a finite number > 0 and alpha lies in [0, 1]."""
+    _validate(T=T, alpha=alpha)
+
+
+def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_parts=False, check_inputs=True):
     """alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(labels, p_student).
 
     Logits are (N, C), or (B, L, C) for token-level distillation: leading dims are flattened
     to (B*L, C) and labels (B, L) to (B*L,), so both terms average over tokens. The teacher
     logits are detached, so only the student gets a gradient. Returns a scalar tensor, or
-    KDLossParts when return_parts is True.
+    KDLossParts when return_parts is True. A training loop that has checked its data and
+    hyperparameters once passes check_inputs=False: the finiteness and label-range checks read
+    values back to the host, which would stall a GPU at every step.
     """
-    _validate(T=T, alpha=alpha, student_logits=student_logits, teacher_logits=teacher_logits, labels=labels)
+    if check_inputs:
+        _validate(T=T, alpha=alpha, student_logits=student_logits, teacher_logits=teacher_logits, labels=labels)
     num_classes = student_logits.shape[-1]
     student = _upcast(student_logits).reshape(-1, num_classes)
     teacher = _upcast(teacher_logits.detach()).reshape(-1, num_classes)

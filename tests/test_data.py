@@ -174,6 +174,20 @@ def test_make_loader_dataloader_path_yields_the_same_examples():
     assert [int(i) for x, _ in in_order for i in x[:, 0, 0, 0]] == list(range(23))
 
 
+
+@pytest.mark.parametrize("max_device_bytes", [2**30, 0], ids=["on-device", "dataloader"])
+def test_make_loader_slices_extras_in_step_with_the_examples(max_device_bytes):
+    data = toy_data(23)
+    cached = data.inputs[:, 0, 0, 0] * 10  # stands in for cached teacher logits, one row per example
+    loader = make_loader(data, 5, shuffle=True, device="cpu", seed=3, max_device_bytes=max_device_bytes,
+                         extras=(cached,))
+    seen = 0
+    for x, y, extra in loader:
+        assert torch.equal(extra, x[:, 0, 0, 0] * 10)
+        seen += len(y)
+    assert seen == 23
+
+
 # --- torchvision datasets from tiny files ---------------------------------------------------------
 
 

@@ -270,3 +270,18 @@ def test_helpers_reject_bad_inputs(call, match):
     student, teacher, _ = make_batch(4, 5, seed=15)
     with pytest.raises(ValueError, match=match):
         call(student, teacher)
+
+
+def test_unchecked_fast_path_gives_the_same_loss_and_check_hyperparameters_refuses_bad_values():
+    from kdlab.losses import check_hyperparameters
+
+    student, teacher = torch.randn(6, 5), torch.randn(6, 5)
+    labels = torch.randint(0, 5, (6,))
+    checked = kd_loss(student, teacher, labels, T=3.0, alpha=0.4)
+    unchecked = kd_loss(student, teacher, labels, T=3.0, alpha=0.4, check_inputs=False)
+    assert torch.equal(checked, unchecked)
+    check_hyperparameters(3.0, 0.4)
+    with pytest.raises(ValueError, match="alpha"):
+        check_hyperparameters(3.0, 1.5)
+    with pytest.raises(ValueError, match="T must be"):
+        check_hyperparameters(0, 0.5)

@@ -1,0 +1,85 @@
+"""The experiment kdlab runs everywhere: one teacher, then baseline vs distilled students over seeds.
+
+Shared by the CLI and the notebooks so that a number in a notebook and a number printed by
+`python -m kdlab distill` come from the same code.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from kdlab.data import TensorData
+from kdlab.models import build_model, count_parameters, teacher_spec
+from kdlab.train import distill, evaluate, fit, pick_device
+
+
+def teacher_path(root, dataset: str, seed: int) -> Path:
+    return Path(root) / f"teacher-{dataset}-seed{seed}.pt"
+
+
+def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", epochs: int = 30,
+                          seed: int = 0, device=None, progress: bool = True, retrain: bool = False):
+    """The dataset's teacher from its checkpoint under `root`, trained and saved first if need be.
+
+    Returns (teacher, metadata). A checkpoint made for another dataset, model, seed or epoch
+    count is not reused: it is retrained and replaced, with a message saying why.
+    """
+    spec = teacher_spec(train.input_shape, train.num_classes)
+    path = teacher_path(root, train.name, seed)
+    expected = {"dataset": train.name, "seed": seed, "epochs": epochs}
+    if path.exists() and not retrain:
+        try:
+            teacher, metadata = load_checkpoint(path, expect_spec=spec, expect=expected)
+            return teacher.to(pick_device(device)), metadata
+        except CheckpointError as error:
+            print(f"Not reusing the saved teacher: {error}. Training a new one.")
+    teacher = build_model(spec, seed=seed)
+    history = fit(teacher, train, test, epochs=epochs, seed=seed, device=device, progress=progress)
+    scores = evaluate(teacher, test, device=device)
+    metadata = {**expected, "accuracy": scores["accuracy"], "interrupted": history.interrupted}
+    if history.interrupted:
+        print("The teacher was interrupted, so it is used but not saved.")
+    else:
+        save_checkpoint(path, teacher, spec, **metadata)
+    return teacher, metadata
+
+
+def compare_students(teacher, transfer: TensorData, test: TensorData, spec: dict, *, seeds=(0, 1, 2),
+                     T: float = 4.0, alpha: float = 0.9, epochs: int = 50, device=None,
+                     progress: bool = True, **options) -> dict:
+    """For each seed, a baseline student (hard labels) and a distilled student from the same
+    initial weights, trained on `transfer` and scored on `test`.
+
+    Returns {"runs": [per-seed dicts], "baseline": {mean, sd}, "distilled": {mean, sd}, ...}.
+    """
+    runs = []
+    for seed in seeds:
+        baseline = build_model(spec, seed=seed)
+        student = build_model(spec, seed=seed)
+        baseline_history = fit(baseline, transfer, test, epochs=epochs, seed=seed, device=device,
+                               progress=progress, **options)
+        distilled_history = distill(student, teacher, transfer, test, T=T, alpha=alpha, epochs=epochs,
+                                    seed=seed, device=device, progress=progress, **options)
+        baseline_scores = evaluate(baseline, test, teacher=teacher, device=device)
+        distilled_scores = evaluate(student, test, teacher=teacher, device=device)
+        runs.append({"seed": seed,
+                     "baseline": baseline_scores["accuracy"], "distilled": distilled_scores["accuracy"],
+                     "baseline_agreement": baseline_scores["agreement"],
+                     "distilled_agreement": distilled_scores["agreement"],
+                     "baseline_history": baseline_history.as_dict(),
+                     "distilled_history": distilled_history.as_dict()})
+        if baseline_history.interrupted or distilled_history.interrupted:
+            break
+    return {"runs": runs,
+            "baseline": mean_sd([run["baseline"] for run in runs]),
+            "distilled": mean_sd([run["distilled"] for run in runs]),
+            "student_parameters": count_parameters(build_model(spec)),
+            "teacher_parameters": count_parameters(teacher)}
+
+
+def mean_sd(values) -> dict:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = list(values)
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}

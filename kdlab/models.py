@@ -1,0 +1,108 @@
+"""Teacher and student families.
+
+A model is described by a small, JSON-friendly `spec` dict, so a checkpoint can say what it
+holds and be rebuilt (and checked) without pickling code. `build_model(spec, seed)` gives the
+same initial weights for the same seed: that is how a baseline student and a distilled student
+start from identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp_spec(input_shape, hidden=(1200, 1200), num_classes=10, dropout=0.0):
+    """A fully connected ReLU net on flattened inputs (Hinton et al.'s MNIST nets)."""
+    return {"family": "mlp", "input_shape": list(input_shape), "hidden": list(hidden),
+            "num_classes": num_classes, "dropout": dropout}
+
+
+def cnn_spec(input_shape, channels=(32, 64, 128), num_classes=10, dropout=0.0):
+    """A small VGG-style CNN (conv-conv-pool per stage) for CIFAR-10-sized images."""
+    return {"family": "cnn", "input_shape": list(input_shape), "channels": list(channels),
+            "num_classes": num_classes, "dropout": dropout}
+
+
+def teacher_spec(input_shape, num_classes=10):
+    """The large, regularised teacher for an input shape: 2x1200 ReLU with dropout for
+    digit-sized inputs (Hinton et al. 2015), a wider CNN for colour images."""
+    if _is_colour_image(input_shape):
+        return cnn_spec(input_shape, channels=(64, 128, 256), num_classes=num_classes, dropout=0.3)
+    return mlp_spec(input_shape, hidden=(1200, 1200), num_classes=num_classes, dropout=0.5)
+
+
+# Students per input kind, from the paper's 2x800 down to a few units.
+STUDENT_SIZES = {
+    "mlp": {"large": (800, 800), "medium": (100, 100), "small": (30, 30), "tiny": (10,)},
+    "cnn": {"large": (32, 64, 128), "medium": (16, 32, 64), "small": (8, 16, 32), "tiny": (4, 8, 16)},
+}
+
+
+def student_spec(input_shape, size="small", num_classes=10):
+    """An unregularised student of the named size ('large', 'medium', 'small', 'tiny')."""
+    family = "cnn" if _is_colour_image(input_shape) else "mlp"
+    sizes = STUDENT_SIZES[family]
+    if size not in sizes:
+        raise ValueError(f"unknown student size {size!r}; choose one of {sorted(sizes)}")
+    if family == "cnn":
+        return cnn_spec(input_shape, channels=sizes[size], num_classes=num_classes)
+    return mlp_spec(input_shape, hidden=sizes[size], num_classes=num_classes)
+
+
+def build_model(spec, seed=None):
+    """The network a spec describes; with `seed`, its initial weights depend on the seed only."""
+    builders = {"mlp": MLP, "cnn": SmallCNN}
+    family = spec.get("family") if isinstance(spec, dict) else None
+    if family not in builders:
+        raise ValueError(f"unknown model family {family!r} in spec {spec!r}; expected one of {sorted(builders)}")
+    arguments = {key: value for key, value in spec.items() if key != "family"}
+    if seed is None:
+        return builders[family](**arguments)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builders[family](**arguments)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters: the 'size' side of the distillation payoff."""
+    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+class MLP(nn.Sequential):
+    def __init__(self, input_shape, hidden, num_classes, dropout=0.0):
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for units in hidden:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = units
+        layers.append(nn.Linear(width, num_classes))
+        super().__init__(*layers)
+
+
+class SmallCNN(nn.Sequential):
+    def __init__(self, input_shape, channels, num_classes, dropout=0.0):
+        layers: list[nn.Module] = []
+        in_channels = input_shape[0]
+        for out_channels in channels:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels), nn.ReLU(),
+                nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels), nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            in_channels = out_channels
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(in_channels, num_classes))
+        super().__init__(*layers)
+
+
+def _is_colour_image(input_shape) -> bool:
+    return len(input_shape) == 3 and input_shape[0] == 3

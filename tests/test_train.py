@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from kdlab.data import TensorData, load_dataset
+from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
+from kdlab.train import distill, evaluate, fit, pick_device, predict_logits
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def small_student(train):
+    return build_model(mlp_spec(train.input_shape, hidden=(32,)), seed=0)
+
+
+def test_pick_device_prefers_what_exists_and_refuses_what_does_not():
+    assert pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert pick_device().type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            pick_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("gpu please")
+
+
+def test_fit_learns_digits_and_records_a_history(digits):
+    train, test = digits
+    model = small_student(train)
+    before = evaluate(model, test)["accuracy"]
+    history = fit(model, train, test, epochs=10, progress=False)
+    assert history.epochs == 10 and len(history.test_accuracy) == 10 and not history.interrupted
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.test_accuracy[-1] > 0.9 > before
+    assert not model.training
+
+
+def test_same_seed_same_numbers_on_cpu(digits):
+    train, test = digits
+    runs = []
+    for _ in range(2):
+        model = build_model(teacher_spec(train.input_shape), seed=1)  # dropout: the global RNG must be seeded too
+        history = fit(model, train.subset(200), test, epochs=2, seed=4, progress=False)
+        runs.append((history.train_loss, history.test_accuracy, next(model.parameters()).detach().clone()))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert torch.equal(runs[0][2], runs[1][2])
+
+
+def test_distill_caches_teacher_logits_uses_eval_mode_and_moves_the_student_toward_the_teacher(digits):
+    train, test = digits
+    teacher = build_model(teacher_spec(train.input_shape), seed=0)
+    fit(teacher, train, test, epochs=3, progress=False)
+    teacher.zero_grad(set_to_none=True)
+    teacher.train()  # distill must switch dropout off itself
+    calls, modes = [], []
+
+    def record(module, inputs, output):
+        calls.append(len(inputs[0]))
+        modes.append(module.training)
+
+    teacher.register_forward_hook(record)
+    transfer = train.subset(100)
+    student = small_student(train)
+    history = distill(student, teacher, transfer, test, T=4.0, alpha=1.0, epochs=20, progress=False)
+    # one pass over the transfer set for the cached soft targets, then evaluation passes only
+    assert calls[0] == len(transfer) and set(calls[1:]) == {len(test)}
+    assert not any(modes)
+    assert teacher.training  # its mode is restored afterwards
+    assert all(p.grad is None for p in teacher.parameters())
+    assert history.agreement[-1] > history.agreement[0]
+
+
+def test_baseline_and_distilled_students_start_from_the_same_weights(digits):
+    train, _ = digits
+    spec = student_spec(train.input_shape, "small")
+    baseline, distilled = build_model(spec, seed=3), build_model(spec, seed=3)
+    for a, b in zip(baseline.parameters(), distilled.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(digits, capsys):
+    train, test = digits
+    model = small_student(train)
+    steps = []
+
+    def interrupt_in_third_epoch(module, inputs, output):
+        steps.append(1)
+        if len(steps) == 2 * 21 + 5:  # 21 batches of 64 per epoch
+            raise KeyboardInterrupt
+
+    model.register_forward_hook(interrupt_in_third_epoch)
+    history = fit(model, train, None, epochs=10, progress=False)
+    assert history.interrupted and history.epochs == 2
+    assert "keeps what it has learned" in capsys.readouterr().out
+    model._forward_hooks.clear()
+    assert evaluate(model, test)["accuracy"] > 0.5  # two epochs of learning kept, not thrown away
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"),
+    ({"teacher": "t", "T": -1.0}, "T must be"), ({"teacher": "t", "alpha": 2.0}, "alpha"),
+])
+def test_bad_training_arguments_are_refused_before_training(digits, options, message):
+    train, _ = digits
+    if options.get("teacher") == "t":
+        options = {**options, "teacher": small_student(train)}
+    with pytest.raises(ValueError, match=message):
+        fit(small_student(train), train, epochs=options.pop("epochs", 1), **options)
+
+
+def test_predict_logits_works_in_chunks_and_keeps_the_mode(digits):
+    train, _ = digits
+    model = small_student(train).train()
+    whole = predict_logits(model, train.inputs[:100], batch_size=1000)
+    chunked = predict_logits(model, train.inputs[:100], batch_size=7)
+    assert torch.allclose(whole, chunked, atol=1e-6) and model.training
