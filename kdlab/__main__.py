@@ -15,7 +15,8 @@ from pathlib import Path
 
 from kdlab.checkpoints import CheckpointError
 from kdlab.data import DATASETS, DatasetUnavailable, download, load_dataset
-from kdlab.experiment import compare_students, load_or_train_teacher
+from kdlab import experiment
+from kdlab.experiment import compare_students, load_data_and_teacher, load_or_train_teacher
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.train import pick_device
 
@@ -49,10 +50,9 @@ def run_teacher(arguments, device) -> int:
 
 
 def run_distill(arguments, device) -> int:
-    train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
-    teacher, teacher_metadata = load_or_train_teacher(train, test, root=arguments.data_root,
-                                                      epochs=arguments.teacher_epochs, device=device,
-                                                      progress=arguments.progress)
+    train, test, teacher, teacher_metadata = load_data_and_teacher(
+        arguments.dataset, arguments.data_root, offline=arguments.offline,
+        teacher_epochs=arguments.teacher_epochs, device=device, progress=arguments.progress)
     transfer = train.subset(arguments.transfer_size) if arguments.transfer_size else train
     spec = student_spec(train.input_shape, arguments.student, train.num_classes)
     print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; "
@@ -150,24 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     teacher = commands.add_parser("teacher", parents=[common], help="train and save a teacher")
-    teacher.add_argument("--epochs", type=positive_int, default=30)
+    teacher.add_argument("--epochs", type=positive_int, default=experiment.TEACHER_EPOCHS)
     teacher.add_argument("--seed", type=non_negative_int, default=0)
     teacher.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
     teacher.set_defaults(run=run_teacher)
 
-    experiment = commands.add_parser(
+    students = commands.add_parser(
         "distill", parents=[common], help="teacher, baseline and distilled students over several seeds",
         description="Train (or load) the teacher, then for each seed a baseline student on hard labels and a "
                     "distilled student from the same initial weights, on a small labelled transfer set.")
-    experiment.add_argument("--epochs", type=positive_int, default=150, help="student epochs (default: 150)")
-    experiment.add_argument("--teacher-epochs", type=positive_int, default=30)
-    experiment.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
-    experiment.add_argument("--temperature", "-T", type=temperature, default=4.0)
-    experiment.add_argument("--alpha", type=unit_interval, default=0.9, help="weight of the teacher term")
-    experiment.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), default="medium")
-    experiment.add_argument("--transfer-size", type=non_negative_int, default=100,
-                            help="labelled examples the students learn from; 0 = the whole training set")
-    experiment.set_defaults(run=run_distill)
+    students.add_argument("--epochs", type=positive_int, default=experiment.STUDENT_EPOCHS, help="student epochs")
+    students.add_argument("--teacher-epochs", type=positive_int, default=experiment.TEACHER_EPOCHS)
+    students.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
+    students.add_argument("--temperature", "-T", type=temperature, default=experiment.TEMPERATURE)
+    students.add_argument("--alpha", type=unit_interval, default=experiment.ALPHA, help="weight of the teacher term")
+    students.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), default=experiment.STUDENT_SIZE)
+    students.add_argument("--transfer-size", type=non_negative_int, default=experiment.TRANSFER_SIZE,
+                          help="labelled examples the students learn from; 0 = the whole training set")
+    students.set_defaults(run=run_distill)
 
     fetch = commands.add_parser("download", help="download a torchvision dataset into --data-root")
     fetch.add_argument("name", choices=[name for name in DATASETS if name != "digits"])

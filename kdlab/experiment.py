@@ -10,16 +10,35 @@ import statistics
 from pathlib import Path
 
 from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from kdlab.data import TensorData
+from kdlab.data import TensorData, load_dataset
 from kdlab.models import build_model, count_parameters, teacher_spec
 from kdlab.train import distill, evaluate, fit, pick_device
+
+
+# The default experiment (CLI, notebooks, explorer): a student learning from a small labelled
+# transfer set, where the teacher's soft targets stand in for labels the student does not have.
+TEACHER_EPOCHS = 30
+TRANSFER_SIZE = 100
+STUDENT_SIZE = "medium"
+STUDENT_EPOCHS = 150
+TEMPERATURE = 4.0
+ALPHA = 0.9
+
+
+def load_data_and_teacher(dataset: str = "digits", root="data", *, offline: bool = False,
+                          teacher_epochs: int = TEACHER_EPOCHS, device=None, progress: bool = True):
+    """(train, test, teacher, teacher_metadata): what every experiment starts from."""
+    train, test = load_dataset(dataset, root, offline=offline)
+    teacher, metadata = load_or_train_teacher(train, test, root=root, epochs=teacher_epochs,
+                                              device=device, progress=progress)
+    return train, test, teacher, metadata
 
 
 def teacher_path(root, dataset: str, seed: int) -> Path:
     return Path(root) / f"teacher-{dataset}-seed{seed}.pt"
 
 
-def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", epochs: int = 30,
+def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", epochs: int = TEACHER_EPOCHS,
                           seed: int = 0, device=None, progress: bool = True, retrain: bool = False):
     """The dataset's teacher from its checkpoint under `root`, trained and saved first if need be.
 
@@ -47,7 +66,7 @@ def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", e
 
 
 def compare_students(teacher, transfer: TensorData, test: TensorData, spec: dict, *, seeds=(0, 1, 2),
-                     T: float = 4.0, alpha: float = 0.9, epochs: int = 50, device=None,
+                     T: float = TEMPERATURE, alpha: float = ALPHA, epochs: int = STUDENT_EPOCHS, device=None,
                      progress: bool = True, **options) -> dict:
     """For each seed, a baseline student (hard labels) and a distilled student from the same
     initial weights, trained on `transfer` and scored on `test`.
