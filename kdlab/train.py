@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -102,10 +103,11 @@ def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = 
 def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, epochs: int = 20,
         lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,
-        T: float = 4.0, alpha: float = 0.9) -> History:
+        T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None) -> History:
     """Train `model` in place with Adam on hard labels; with `teacher`, distil instead (kd_loss at T, alpha).
 
-    Returns the per-epoch history. The same seed gives identical numbers on the CPU.
+    Returns the per-epoch history. The same seed gives identical numbers on the CPU. `on_epoch`,
+    if given, is called with the history after every epoch (a progress bar, a live curve).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
@@ -144,6 +146,8 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
                 if teacher is not None:
                     history.agreement.append(scores["agreement"])
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", acc=f"{scores['accuracy']:.3f}")
+            if on_epoch is not None:
+                on_epoch(history)
     except KeyboardInterrupt:
         history.interrupted = True
         print(f"Interrupted after {history.epochs} epoch(s); the model keeps what it has learned so far.")
