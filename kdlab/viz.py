@@ -52,7 +52,8 @@ def _as_numpy(values) -> np.ndarray:
     return np.asarray(values)
 
 
-def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 10, size: float = 1.6):
+def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 10, size: float = 1.6,
+                title: str | None = None):
     """A grid of images (n, H, W), (n, 1, H, W) or (n, 3, H, W), each titled; returns the Figure.
 
     Each image is rescaled to its own range, so normalised inputs display as they were drawn.
@@ -71,7 +72,8 @@ def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 1
         raise ValueError(f"columns must be at least 1, got {columns}")
     columns = min(columns, len(pictures))
     rows = -(-len(pictures) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows * 1.25), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows * 1.25), squeeze=False,
+                                layout="constrained")
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index >= len(pictures):
@@ -81,7 +83,8 @@ def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 1
         ax.imshow((picture - low) / (high - low if high > low else 1), cmap="gray_r" if picture.ndim == 2 else None)
         if titles is not None:
             ax.set_title(titles[index], fontsize=plt.rcParams["font.size"])
-    figure.tight_layout()
+    if title is not None:
+        figure.suptitle(title)
     return figure
 
 
@@ -108,7 +111,7 @@ def plot_soft_targets(logits, temperatures: Sequence[float], classes: Sequence[s
     if log_scale:
         ax.set_yscale("log")
     ax.set_title(title or "Soft targets: softmax(logits / T)")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: the bars fill the whole axes
     return ax
 
 

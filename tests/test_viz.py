@@ -41,7 +41,8 @@ def test_projector_style_sets_large_fonts():
 def test_show_digits_draws_one_titled_image_per_input(shape):
     images = torch.randn(shape)
     titles = [f"digit {i}" for i in range(12)]
-    figure = show_digits(images, titles, columns=5)
+    figure = show_digits(images, titles, columns=5, title="twelve images")
+    assert figure.get_suptitle() == "twelve images"
     drawn = [ax for ax in figure.axes if ax.images]
     assert len(drawn) == 12 and len(figure.axes) == 15  # 3 rows of 5, the last 3 left empty
     assert [ax.get_title() for ax in drawn] == titles
