@@ -9,6 +9,7 @@ so a cell equals `distill(build_model(spec, seed + k), teacher, ..., seed=seed)`
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -17,11 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
 
 from kdlab import experiment
+from kdlab.data import TensorData, make_loader
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, student_spec
-from kdlab.train import distill, evaluate
+from kdlab.train import autocast, evaluate, pick_device, predict_logits
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 GRID_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -67,18 +74,99 @@ class Grid:
 def sweep(teacher, transfer, test, spec: dict, temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS, *,
           epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3, batch_size: int = 64, device=None,
           progress: bool = True) -> Grid:
-    """Distil one student per (T, alpha) on `transfer` and score each on `test`."""
+    """Distil one student per (T, alpha) on `transfer`, all in one batched pass, and score each on `test`.
+
+    Cell k (row-major) starts from `build_model(spec, seed=seed + k)`; see `distill_students`.
+    """
     temperatures, alphas = _check_axes(temperatures, alphas)
-    accuracy = np.zeros((len(temperatures), len(alphas)))
-    for row, T in enumerate(temperatures):
-        for column, alpha in enumerate(alphas):
-            student = build_model(spec, seed=seed + row * len(alphas) + column)
-            distill(student, teacher, transfer, None, T=T, alpha=alpha, epochs=epochs, seed=seed, lr=lr,
-                    batch_size=batch_size, device=device, progress=progress)
-            accuracy[row, column] = evaluate(student, test, device=device)["accuracy"]
+    cells = [(T, alpha) for T in temperatures for alpha in alphas]
+    students, interrupted = distill_students(
+        spec, teacher, transfer, seeds=[seed + k for k in range(len(cells))],
+        temperatures=[T for T, _ in cells], alphas=[alpha for _, alpha in cells],
+        epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, device=device, progress=progress)
+    accuracy = np.array([evaluate(student, test, device=device)["accuracy"] for student in students])
     settings = {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
-                "transfer_size": len(transfer), "student": spec}
-    return Grid(temperatures, alphas, accuracy, transfer.name, settings)
+                "transfer_size": len(transfer), "student": spec, "interrupted": interrupted}
+    return Grid(temperatures, alphas, accuracy.reshape(len(temperatures), len(alphas)), transfer.name, settings)
+
+
+def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, seeds, temperatures, alphas,
+                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3, batch_size: int = 64,
+                     device=None, progress: bool = True) -> tuple[list[nn.Module], bool]:
+    """Train len(seeds) students of one architecture at once; student k starts from
+    `build_model(spec, seeds[k])` and is distilled at temperatures[k], alphas[k].
+
+    Equivalent, within float rounding, to `distill(build_model(spec, seeds[k]), teacher, transfer,
+    T=temperatures[k], alpha=alphas[k], seed=seed, ...)` for every k: the same batches, the same
+    loss and the same Adam. The students' parameters are stacked along a new first dimension
+    (torch.func.stack_module_state) and one vmapped forward pass computes every student's logits;
+    the per-student losses are summed, so each student's slice of the gradient is its own gradient,
+    and Adam, elementwise, updates each slice as it would update that student alone.
+    Returns (trained students in eval mode, whether Ctrl-C stopped training early).
+    """
+    seeds, temperatures, alphas = list(seeds), list(temperatures), list(alphas)
+    if not len(seeds) == len(temperatures) == len(alphas) > 0:
+        raise ValueError(f"seeds, temperatures and alphas need one entry per student, got "
+                         f"{len(seeds)}, {len(temperatures)} and {len(alphas)}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
+    if spec.get("dropout"):
+        raise ValueError("distill_students trains students without dropout (the students kdlab builds have none): "
+                         "dropout masks could not match one-at-a-time training; use a spec with dropout=0")
+    for T, alpha in zip(temperatures, alphas):
+        check_hyperparameters(T, alpha)
+    device = pick_device(device)
+    torch.manual_seed(seed)  # as in kdlab.train.fit
+    students = [build_model(spec, seed=student_seed).to(device).train() for student_seed in seeds]
+    parameters, buffers = stack_module_state(students)
+    skeleton = copy.deepcopy(students[0]).to("meta")  # the architecture, without weights
+
+    def logits_of_one(parameters, buffers, inputs):
+        return functional_call(skeleton, (parameters, buffers), (inputs,))
+
+    all_logits = vmap(logits_of_one, in_dims=(0, 0, None))
+    teacher.to(device)
+    teacher_logits = predict_logits(teacher, transfer.inputs, device=device)
+    loader = make_loader(transfer, batch_size, shuffle=True, device=device, seed=seed, extras=(teacher_logits,))
+    optimizer = torch.optim.Adam(parameters.values(), lr=lr, fused=True)
+    T = torch.tensor(temperatures, dtype=torch.float32, device=device)
+    alpha = torch.tensor(alphas, dtype=torch.float32, device=device)
+    interrupted = False
+    try:
+        for _ in tqdm(range(epochs), desc=f"{len(students)} students", disable=not progress, leave=False):
+            for inputs, labels, teacher_batch in loader:
+                with autocast(device):
+                    logits = all_logits(parameters, buffers, inputs)
+                loss = batched_kd_loss(logits.float(), teacher_batch, labels, T, alpha).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    except KeyboardInterrupt:
+        interrupted = True
+        print("Interrupted; the students keep what they have learned so far.")
+    stacked = {**parameters, **buffers}
+    with torch.no_grad():
+        for k, student in enumerate(students):
+            for name, tensor in (*student.named_parameters(), *student.named_buffers()):
+                tensor.copy_(stacked[name][k])
+    return [student.eval() for student in students], interrupted
+
+
+def batched_kd_loss(student_logits, teacher_logits, labels, T, alpha):
+    """kdlab.losses.kd_loss for K students at once: (K,) losses from (K, B, C) student logits,
+    (B, C) teacher logits, (B,) labels and per-student T, alpha of shape (K,).
+
+    The KL is written out, sum over classes of p_t (log p_t - log q_s), mean over the batch,
+    exactly as F.kl_div(..., reduction="batchmean", log_target=True) computes it.
+    """
+    T = T[:, None, None]
+    log_q = F.log_softmax(student_logits / T, dim=-1)
+    log_p = F.log_softmax(teacher_logits / T, dim=-1)  # (K, B, C): every student's T
+    kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean(dim=-1)
+    num_students, batch, num_classes = student_logits.shape
+    ce = F.cross_entropy(student_logits.reshape(-1, num_classes), labels.repeat(num_students),
+                         reduction="none").view(num_students, batch).mean(dim=-1)
+    return alpha * T.view(-1) ** 2 * kl + (1 - alpha) * ce
 
 
 def _check_axes(temperatures, alphas) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -109,7 +197,7 @@ def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_
     transfer = train.subset(experiment.TRANSFER_SIZE)
     spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
     expected = {"epochs": epochs, "seed": seed, "lr": 1e-3, "batch_size": 64,
-                "transfer_size": len(transfer), "student": spec}
+                "transfer_size": len(transfer), "student": spec, "interrupted": False}
     path = grid_path(root, train.name)
     reason = _reason_to_recompute(path, temperatures, alphas, expected)
     if reason is None:
@@ -117,7 +205,10 @@ def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_
     print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid: {reason}.")
     grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, device=device,
                  progress=progress)
-    _write_atomically(path, json.dumps(grid.to_json(), indent=1))
+    if grid.settings["interrupted"]:
+        print("The sweep was interrupted, so its grid is shown but not saved.")
+    else:
+        _write_atomically(path, json.dumps(grid.to_json(), indent=1))
     return grid
 
 

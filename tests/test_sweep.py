@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from kdlab import experiment
+from kdlab.data import load_dataset
+from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
+from kdlab.sweep import Grid, batched_kd_loss, distill_students, load_or_run_grid, sweep
+from kdlab.losses import kd_loss
+from kdlab.train import distill, evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def setting():
+    """Digits, a briefly trained teacher, a 100-example transfer set and a small student spec."""
+    train, test = load_dataset("digits")
+    teacher = build_model(mlp_spec(train.input_shape, hidden=(64,)), seed=0)
+    fit(teacher, train.subset(300), epochs=3, progress=False)
+    return train, test, teacher, train.subset(100), student_spec(train.input_shape, "small")
+
+
+def test_a_batched_2x2_grid_equals_four_students_trained_one_at_a_time(setting):
+    _, test, teacher, transfer, spec = setting
+    temperatures, alphas = (1.0, 8.0), (0.0, 0.75)
+    grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=4, seed=5, progress=False)
+    cells = [(T, alpha) for T in temperatures for alpha in alphas]
+    batched, interrupted = distill_students(spec, teacher, transfer, seeds=[5, 6, 7, 8],
+                                            temperatures=[T for T, _ in cells], alphas=[a for _, a in cells],
+                                            epochs=4, seed=5, progress=False)
+    assert not interrupted and not grid.settings["interrupted"]
+    for k, (T, alpha) in enumerate(cells):
+        alone = build_model(spec, seed=5 + k)  # the documented rule: cell k starts from seed + k
+        distill(alone, teacher, transfer, T=T, alpha=alpha, epochs=4, seed=5, progress=False)
+        for ours, theirs in zip(batched[k].state_dict().values(), alone.state_dict().values()):
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+        assert grid.accuracy[divmod(k, 2)] == pytest.approx(evaluate(alone, test)["accuracy"], abs=1e-6)
+    # the students really differ: different T, alpha and initial weights give different weights
+    assert not torch.allclose(batched[0].state_dict()["1.weight"], batched[3].state_dict()["1.weight"])
+
+
+def test_batched_loss_equals_kd_loss_per_student():
+    generator = torch.Generator().manual_seed(0)
+    students = torch.randn(3, 16, 10, generator=generator) * 5
+    teacher = torch.randn(16, 10, generator=generator) * 5
+    labels = torch.randint(0, 10, (16,), generator=generator)
+    temperatures, alphas = [0.5, 4.0, 20.0], [0.0, 0.3, 1.0]
+    losses = batched_kd_loss(students, teacher, labels, torch.tensor(temperatures), torch.tensor(alphas))
+    for k in range(3):
+        expected = kd_loss(students[k], teacher, labels, T=temperatures[k], alpha=alphas[k])
+        torch.testing.assert_close(losses[k], expected)
+
+
+def test_cell_finds_the_nearest_grid_point_with_T_on_a_log_scale():
+    grid = Grid((1.0, 2.0, 4.0, 8.0, 16.0), (0.0, 0.25, 0.5, 0.75, 1.0), np.zeros((5, 5)), "digits", {})
+    assert grid.cell(2.9, 0.6) == (2, 2)  # log 2.9 is nearer log 4 than log 2, though 2.9 is nearer 2
+    assert grid.cell(0.1, 0.0) == (0, 0) and grid.cell(1000.0, 1.0) == (4, 4)
+    assert grid.cell(8.0, 0.9) == (3, 4)
+    with pytest.raises(ValueError, match="T must be"):
+        grid.cell(0.0, 0.5)
+    with pytest.raises(ValueError, match="alpha"):
+        grid.cell(4.0, 1.5)
+
+
+def test_a_grid_survives_a_json_round_trip_and_garbage_is_refused():
+    accuracy = np.arange(6, dtype=float).reshape(2, 3) / 10
+    grid = Grid((1.0, 4.0), (0.0, 0.5, 1.0), accuracy, "digits", {"epochs": 3, "student": {"hidden": [30, 30]}})
+    again = Grid.from_json(json.loads(json.dumps(grid.to_json())))
+    assert (again.temperatures, again.alphas, again.dataset, again.settings) == (
+        grid.temperatures, grid.alphas, grid.dataset, grid.settings)
+    np.testing.assert_array_equal(again.accuracy, accuracy)
+    with pytest.raises(ValueError, match="not a kdlab grid"):
+        Grid.from_json({"temperatures": [1.0]})
+    with pytest.raises(ValueError, match="shape"):
+        Grid.from_json({**grid.to_json(), "accuracy": [[0.5]]})
+
+
+def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(setting, tmp_path, monkeypatch, capsys):
+    train, test, teacher, _, _ = setting
+    monkeypatch.setattr(experiment, "load_data_and_teacher", lambda *args, **kwargs: (train, test, teacher, {}))
+    options = {"temperatures": (1.0, 4.0), "alphas": (0.0, 1.0), "progress": False}
+    first = load_or_run_grid(tmp_path, epochs=2, **options)
+    assert "no saved grid" in capsys.readouterr().out
+    assert first.accuracy.shape == (2, 2) and first.settings["transfer_size"] == experiment.TRANSFER_SIZE
+
+    cached = load_or_run_grid(tmp_path, epochs=2, **options)
+    assert capsys.readouterr().out == ""
+    np.testing.assert_array_equal(cached.accuracy, first.accuracy)
+
+    load_or_run_grid(tmp_path, epochs=3, **options)
+    assert "epochs=2, expected 3" in capsys.readouterr().out
+
+    (tmp_path / "grid-digits.json").write_text("{not json")
+    load_or_run_grid(tmp_path, epochs=3, **options)
+    assert "corrupt" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files behind
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seeds": [0]}, "one entry per student"),
+    ({"temperatures": [4.0, -1.0]}, "T must be"),
+    ({"alphas": [0.5, 2.0]}, "alpha"),
+    ({"epochs": 0}, "epochs"),
+])
+def test_bad_sweep_arguments_are_refused_with_a_clear_message(setting, change, message):
+    _, _, teacher, transfer, spec = setting
+    arguments = {"seeds": [0, 1], "temperatures": [1.0, 4.0], "alphas": [0.0, 0.5], "epochs": 1, "progress": False}
+    with pytest.raises(ValueError, match=message):
+        distill_students(spec, teacher, transfer, **{**arguments, **change})
+
+
+def test_students_with_dropout_are_refused_and_empty_axes_too(setting):
+    train, test, teacher, transfer, _ = setting
+    with pytest.raises(ValueError, match="dropout"):
+        distill_students(teacher_spec(train.input_shape), teacher, transfer, seeds=[0], temperatures=[4.0],
+                         alphas=[0.5], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="at least one"):
+        sweep(teacher, transfer, test, student_spec(train.input_shape, "tiny"), (), (0.5,), epochs=1, progress=False)
