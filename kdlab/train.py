@@ -7,7 +7,8 @@ Design choices that make the comparison fair and the loop fast:
   are cached and sliced alongside the batches (the inputs are not augmented, so they never change).
 - Small data lives on the device (see `kdlab.data.make_loader`); the step loop never calls
   `.item()`, so nothing waits on the host until the epoch ends.
-- On CUDA the forward pass runs under bfloat16 autocast; the loss is computed in float32.
+- On CUDA the forward pass runs under bfloat16 autocast (the loss in float32), CNNs in channels_last;
+  `compile=True` adds torch.compile. Under torchrun, training is data-parallel (kdlab.distributed).
 - Ctrl-C ends training cleanly: the model keeps what it learned and the history says so.
 """
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from kdlab import distributed
 from kdlab.data import TensorData, make_loader
 from kdlab.losses import check_hyperparameters, kd_loss
 
@@ -89,13 +91,17 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, *, device=None, batch
 def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = None, device=None) -> dict:
     """Accuracy and cross-entropy on `data`; with a teacher, how often the top-1 classes agree."""
     device = pick_device(device)
+    teacher_predictions = None if teacher is None else predict_logits(teacher, data.inputs, device=device).argmax(1)
+    return _scores(model, data, teacher_predictions, device)
+
+
+def _scores(model: nn.Module, data: TensorData, teacher_predictions: torch.Tensor | None, device) -> dict:
     logits = predict_logits(model, data.inputs, device=device)
     labels = data.labels.to(device)
     predictions = logits.argmax(dim=1)
     result = {"accuracy": (predictions == labels).float().mean().item(),
               "loss": F.cross_entropy(logits, labels).item()}
-    if teacher is not None:
-        teacher_predictions = predict_logits(teacher, data.inputs, device=device).argmax(dim=1)
+    if teacher_predictions is not None:
         result["agreement"] = (predictions == teacher_predictions).float().mean().item()
     return result
 
@@ -103,44 +109,61 @@ def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = 
 def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, epochs: int = 20,
         lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,
-        T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None) -> History:
+        T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None,
+        compile: bool = False) -> History:
     """Train `model` in place with Adam on hard labels; with `teacher`, distil instead (kd_loss at T, alpha).
 
     Returns the per-epoch history. The same seed gives identical numbers on the CPU. `on_epoch`,
     if given, is called with the history after every epoch (a progress bar, a live curve).
+    `compile=True` runs the training forward pass through torch.compile (worth it for long runs
+    on a GPU; the first epoch pays for the compilation). Under torchrun the model trains with
+    DistributedDataParallel, each process taking a share of every batch (see kdlab.distributed).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
-    device = pick_device(device)
-    torch.manual_seed(seed)  # dropout draws from the global generator
-    model.to(device).train()
-    extras = ()
+    if teacher is not None:
+        check_hyperparameters(T, alpha)  # refuse a bad T or alpha before any work
+    device = distributed.join(pick_device(device))
+    rank, _ = distributed.world()
+    torch.manual_seed(seed + rank)  # dropout draws from the global generator
+    channels_last = _wants_channels_last(model, device)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).train()
+    extras, teacher_test_predictions = (), None
     if teacher is not None:
         teacher.to(device)
-        check_hyperparameters(T, alpha)  # refuse a bad T or alpha before any work
         extras = (predict_logits(teacher, train.inputs, device=device),)
+        if test is not None:
+            teacher_test_predictions = predict_logits(teacher, test.inputs, device=device).argmax(dim=1)
     loader = make_loader(train, batch_size, shuffle=True, device=device, seed=seed, extras=extras)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    trained = distributed.wrap(model, device)
+    trained = torch.compile(trained) if compile else trained
     history = History()
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc="distill" if teacher is not None else "fit", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc="distill" if teacher is not None else "fit",
+               disable=not progress or rank != 0, leave=False)
     try:
         for _ in bar:
             loss_sum = torch.zeros((), device=device)
-            for inputs, labels, *cached in loader:
+            for batch in loader:
+                (inputs, labels, *cached), share = distributed.shard(batch)
+                if channels_last:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with autocast(device):
-                    logits = model(inputs)
-                if cached:
+                    logits = trained(inputs)
+                if not len(labels):  # a rank with no examples in a short last batch still takes part
+                    loss = logits.float().sum()
+                elif cached:
                     loss = kd_loss(logits, cached[0], labels, T=T, alpha=alpha, check_inputs=False)
                 else:
                     loss = F.cross_entropy(logits.float(), labels)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * share).backward()
                 optimizer.step()
                 loss_sum += loss.detach() * len(labels)
-            history.train_loss.append(loss_sum.item() / len(train))
+            history.train_loss.append(distributed.total(loss_sum).item() / len(train))
             if test is not None:
-                scores = evaluate(model, test, teacher=teacher, device=device)
+                scores = _scores(model, test, teacher_test_predictions, device)
                 history.test_loss.append(scores["loss"])
                 history.test_accuracy.append(scores["accuracy"])
                 if teacher is not None:
@@ -156,6 +179,11 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         model.eval()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _wants_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """channels_last for convolutional nets on CUDA, where cuDNN's fastest (tensor-core) kernels want it."""
+    return device.type == "cuda" and any(isinstance(module, nn.Conv2d) for module in model.modules())
 
 
 def distill(student: nn.Module, teacher: nn.Module, train: TensorData, test: TensorData | None = None, *,
