@@ -3,6 +3,7 @@
     python -m kdlab distill                 # the default experiment on the embedded digits
     python -m kdlab teacher --dataset mnist --device cuda
     python -m kdlab download mnist          # on a machine with internet
+    python -m kdlab distill --dataset pydoc-text            # a character language model, distilled
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from kdlab.checkpoints import CheckpointError
 from kdlab.data import DATASETS, DatasetUnavailable, download, load_dataset
-from kdlab import experiment
+from kdlab import experiment, language
 from kdlab.experiment import compare_students, load_data_and_teacher, load_or_train_teacher
 from kdlab.models import STUDENT_SIZES, student_spec
+from kdlab.text import DEFAULT_CORPUS, CorpusError, load_corpus
 from kdlab.train import pick_device
 
 
@@ -30,7 +32,7 @@ def main(argv=None) -> int:
         parser.error(str(error))
     try:
         return arguments.run(arguments, device)
-    except (DatasetUnavailable, CheckpointError) as error:
+    except (DatasetUnavailable, CheckpointError, CorpusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -50,6 +52,12 @@ def run_teacher(arguments, device) -> int:
 
 
 def run_distill(arguments, device) -> int:
+    text_run = arguments.dataset == DEFAULT_CORPUS or arguments.text
+    defaults = language if text_run else experiment  # T and alpha suit each experiment
+    arguments.temperature = defaults.TEMPERATURE if arguments.temperature is None else arguments.temperature
+    arguments.alpha = defaults.ALPHA if arguments.alpha is None else arguments.alpha
+    if text_run:
+        return run_language_distill(arguments, device)
     train, test, teacher, teacher_metadata = load_data_and_teacher(
         arguments.dataset, arguments.data_root, offline=arguments.offline,
         teacher_epochs=arguments.teacher_epochs, device=device, progress=arguments.progress)
@@ -70,6 +78,38 @@ def run_distill(arguments, device) -> int:
         "baseline": results["baseline"], "distilled": results["distilled"],
         "runs": [{key: run[key] for key in ("seed", "baseline", "distilled", "baseline_agreement",
                                             "distilled_agreement")} for run in results["runs"]],
+        "teacher_parameters": results["teacher_parameters"],
+        "student_parameters": results["student_parameters"]})
+    return 0
+
+
+def run_language_distill(arguments, device) -> int:
+    corpus = load_corpus(arguments.text)
+    teacher_spec, student_spec = language.language_specs(corpus)
+    teacher, metadata = language.load_or_train_language_teacher(
+        corpus, root=arguments.data_root, spec=teacher_spec, steps=arguments.teacher_steps, device=device,
+        progress=arguments.progress)
+    print(f"{corpus.name}: {len(corpus.train):,} training and {len(corpus.validation):,} validation characters, "
+          f"{corpus.vocab_size} symbols; students trained {arguments.steps} steps, T={arguments.temperature}, "
+          f"alpha={arguments.alpha}, {arguments.seeds} seeds")
+    results = language.compare_language_students(
+        teacher, corpus, student_spec, seeds=range(arguments.seeds), steps=arguments.steps,
+        T=arguments.temperature, alpha=arguments.alpha, device=device, progress=arguments.progress)
+    scores = {"teacher": {"validation_loss": results["teacher"], "sd": 0.0}}
+    for name in ("baseline", "distilled"):
+        scores[name] = {"validation_loss": results[name]["mean"], "sd": results[name]["sd"]}
+    for name, score in scores.items():
+        score["bits_per_character"] = language.bits_per_character(score["validation_loss"])
+        print(f"{name:>9}: {score['validation_loss']:.4f} ± {score['sd']:.4f} nats/char "
+              f"({score['bits_per_character']:.3f} bits/char)")
+    print(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
+    write_json(arguments.json, {
+        "dataset": corpus.name, "device": str(device),
+        "settings": {"T": arguments.temperature, "alpha": arguments.alpha, "steps": arguments.steps,
+                     "teacher_steps": arguments.teacher_steps, "seeds": arguments.seeds,
+                     "teacher_spec": teacher_spec, "student_spec": student_spec},
+        **scores,
+        "runs": [{key: run[key] for key in ("seed", "baseline", "distilled")} for run in results["runs"]],
         "teacher_parameters": results["teacher_parameters"],
         "student_parameters": results["student_parameters"]})
     return 0
@@ -142,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{teacher,distill,download}")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default: digits, embedded)")
+    common.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default: digits, embedded); "
+                        f"distill also takes {DEFAULT_CORPUS}, Python's own help text, for a character language model")
     common.add_argument("--data-root", default="data", help="where datasets and checkpoints live (default: data)")
     common.add_argument("--offline", action="store_true", help="never download; fail clearly if data is missing")
     common.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
@@ -162,11 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     students.add_argument("--epochs", type=positive_int, default=experiment.STUDENT_EPOCHS, help="student epochs")
     students.add_argument("--teacher-epochs", type=positive_int, default=experiment.TEACHER_EPOCHS)
     students.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
-    students.add_argument("--temperature", "-T", type=temperature, default=experiment.TEMPERATURE)
-    students.add_argument("--alpha", type=unit_interval, default=experiment.ALPHA, help="weight of the teacher term")
+    students.add_argument("--temperature", "-T", type=temperature,
+                          help=f"default: {experiment.TEMPERATURE} (images), {language.TEMPERATURE} (text)")
+    students.add_argument("--alpha", type=unit_interval, help=f"weight of the teacher term; default: "
+                          f"{experiment.ALPHA} (images), {language.ALPHA} (text)")
     students.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), default=experiment.STUDENT_SIZE)
     students.add_argument("--transfer-size", type=non_negative_int, default=experiment.TRANSFER_SIZE,
                           help="labelled examples the students learn from; 0 = the whole training set")
+    text = students.add_argument_group(f"language models (--dataset {DEFAULT_CORPUS} or --text FILE)")
+    text.add_argument("--text", metavar="FILE", help="a UTF-8 text file to use instead of Python's help text")
+    text.add_argument("--steps", type=positive_int, default=language.STUDENT_STEPS, help="student training steps")
+    text.add_argument("--teacher-steps", type=positive_int, default=language.TEACHER_STEPS)
     students.set_defaults(run=run_distill)
 
     fetch = commands.add_parser("download", help="download a torchvision dataset into --data-root")

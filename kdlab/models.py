@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -24,6 +25,15 @@ def cnn_spec(input_shape, channels=(32, 64, 128), num_classes=10, dropout=0.0):
     """A small VGG-style CNN (conv-conv-pool per stage) for CIFAR-10-sized images."""
     return {"family": "cnn", "input_shape": list(input_shape), "channels": list(channels),
             "num_classes": num_classes, "dropout": dropout}
+
+
+def gpt_spec(vocab_size, context=64, width=96, depth=3, heads=4, dropout=0.0):
+    """A GPT-style character model: `depth` blocks of causal self-attention, `width` wide,
+    reading up to `context` characters and predicting the next one from `vocab_size` symbols."""
+    if width % heads:
+        raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
+    return {"family": "gpt", "vocab_size": vocab_size, "context": context, "width": width,
+            "depth": depth, "heads": heads, "dropout": dropout}
 
 
 def teacher_spec(input_shape, num_classes=10):
@@ -54,7 +64,7 @@ def student_spec(input_shape, size="small", num_classes=10):
 
 def build_model(spec, seed=None):
     """The network a spec describes; with `seed`, its initial weights depend on the seed only."""
-    builders = {"mlp": MLP, "cnn": SmallCNN}
+    builders = {"mlp": MLP, "cnn": SmallCNN, "gpt": CharGPT}
     family = spec.get("family") if isinstance(spec, dict) else None
     if family not in builders:
         raise ValueError(f"unknown model family {family!r} in spec {spec!r}; expected one of {sorted(builders)}")
@@ -102,6 +112,62 @@ class SmallCNN(nn.Sequential):
             layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(in_channels, num_classes))
         super().__init__(*layers)
+
+
+class CharGPT(nn.Module):
+    """Token and position embeddings, pre-norm transformer blocks, and a linear head:
+    (batch, length) character ids -> (batch, length, vocab) next-character logits."""
+
+    def __init__(self, vocab_size, context, width, depth, heads, dropout=0.0):
+        super().__init__()
+        self.context = context
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.position_embedding = nn.Embedding(context, width)
+        self.blocks = nn.Sequential(*(TransformerBlock(width, heads, dropout) for _ in range(depth)))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab_size)
+
+    def forward(self, ids):
+        length = ids.shape[1]
+        if length > self.context:
+            raise ValueError(f"at most {self.context} characters fit the context, got {length}; "
+                             "pass the last ones only")
+        positions = torch.arange(length, device=ids.device)
+        hidden = self.token_embedding(ids) + self.position_embedding(positions)
+        return self.head(self.norm(self.blocks(hidden)))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, width, heads, dropout):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(width)
+        self.attention = CausalSelfAttention(width, heads, dropout)
+        self.mlp_norm = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width),
+                                 nn.Dropout(dropout))
+
+    def forward(self, hidden):
+        hidden = hidden + self.attention(self.attention_norm(hidden))
+        return hidden + self.mlp(self.mlp_norm(hidden))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position i sees positions 0..i only (is_causal)."""
+
+    def __init__(self, width, heads, dropout):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.query_key_value = nn.Linear(width, 3 * width)
+        self.output = nn.Linear(width, width)
+
+    def forward(self, hidden):
+        batch, length, width = hidden.shape
+        query, key, value = (part.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+                             for part in self.query_key_value(hidden).split(width, dim=-1))
+        attended = F.scaled_dot_product_attention(query, key, value, is_causal=True,
+                                                  dropout_p=self.dropout if self.training else 0.0)
+        return self.output(attended.transpose(1, 2).reshape(batch, length, width))
 
 
 def _is_colour_image(input_shape) -> bool:

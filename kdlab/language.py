@@ -1,0 +1,288 @@
+"""Character language models: train, distil token by token, evaluate, sample, time.
+
+Token-level distillation uses the same `kd_loss` as the image models: every position's
+next-character distribution is a soft target. The logits (batch, length, vocab) are flattened to
+(batch*length, vocab), so the "batchmean" KL and the cross-entropy average over characters.
+
+The text is cut once into windows of `context + 1` characters on a fixed grid (each window
+overlaps the next by one character, so every character is predicted exactly once per pass).
+Batches are random windows, drawn from a seeded generator: a baseline and a distilled student
+with the same seed see the same batches. Because the windows never move, the teacher's logits
+for the whole training text are computed once (`teacher_logits`) and sliced per batch: one
+teacher pass over the text replaces one per step, for every student and every seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from kdlab.experiment import mean_sd
+from kdlab.losses import check_hyperparameters, kd_loss
+from kdlab.models import build_model, count_parameters, gpt_spec
+from kdlab.text import CharCorpus
+from kdlab.train import autocast, pick_device
+
+# The default language experiment, sized for 2 CPU cores (see notebook 08 for a GPU setting).
+CONTEXT = 64
+TEACHER_SIZE = {"width": 96, "depth": 2, "heads": 4}
+STUDENT_SIZE = {"width": 48, "depth": 1, "heads": 4}
+TEACHER_STEPS = 400
+STUDENT_STEPS = 300
+BATCH_SIZE = 32
+LEARNING_RATE = 3e-3
+TEMPERATURE = 1.0
+ALPHA = 0.5
+
+
+def language_specs(corpus: CharCorpus, context: int = CONTEXT, teacher_size=None, student_size=None):
+    """(teacher_spec, student_spec) for the corpus: GPT-style models of the default sizes unless given."""
+    return (gpt_spec(corpus.vocab_size, context, **(teacher_size or TEACHER_SIZE)),
+            gpt_spec(corpus.vocab_size, context, **(student_size or STUDENT_SIZE)))
+
+
+def text_windows(ids: torch.Tensor, context: int) -> torch.Tensor:
+    """(windows, context + 1) character ids: inputs are [:, :-1], next-character targets [:, 1:]."""
+    if context < 1:
+        raise ValueError(f"context must be at least 1 character, got {context}")
+    if len(ids) < context + 1:
+        raise ValueError(f"the text has {len(ids)} characters, fewer than one window of {context + 1}; "
+                         "use a longer text or a smaller context")
+    return ids.unfold(0, context + 1, context)
+
+
+def bits_per_character(nats: float) -> float:
+    return nats / math.log(2)
+
+
+@dataclass
+class LanguageHistory:
+    """Learning curves: mean training loss and validation cross-entropy (nats/char) at each `step`."""
+
+    step: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, windows: torch.Tensor, *, device=None, batch_size: int = 256) -> torch.Tensor:
+    """The teacher's next-character logits for every window, once, stored as float16 to halve the memory."""
+    device = pick_device(device)
+    teacher.to(device).eval()
+    chunks = []
+    for start in range(0, len(windows), batch_size):
+        with autocast(device):
+            chunks.append(teacher(windows[start:start + batch_size, :-1].to(device)).half())
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, windows: torch.Tensor, *, device=None, batch_size: int = 256) -> float:
+    """Mean cross-entropy per predicted character, in nats, over all `windows`."""
+    device = pick_device(device)
+    was_training = model.training
+    model.to(device).eval()
+    total = torch.zeros((), device=device)
+    try:
+        for start in range(0, len(windows), batch_size):
+            batch = windows[start:start + batch_size].to(device)
+            with autocast(device):
+                logits = model(batch[:, :-1])
+            total += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
+    finally:
+        model.train(was_training)
+    return total.item() / windows[:, 1:].numel()
+
+
+def train_language_model(model: nn.Module, windows: torch.Tensor, validation: torch.Tensor, *, steps: int,
+                         batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE, seed: int = 0, device=None,
+                         cached_teacher_logits: torch.Tensor | None = None, T: float = TEMPERATURE,
+                         alpha: float = ALPHA, evaluations: int = 10, progress: bool = True) -> LanguageHistory:
+    """Train `model` in place with Adam for `steps` batches of random training windows.
+
+    On hard labels (next-character cross-entropy), or, given the teacher's logits for the same
+    windows (`teacher_logits`), with kd_loss at T and alpha over every position. Validation
+    cross-entropy is measured `evaluations` times, evenly spaced. Same seed, same numbers on the CPU.
+    """
+    if steps < 1 or batch_size < 1 or evaluations < 1:
+        raise ValueError(f"steps, batch_size and evaluations must be at least 1 "
+                         f"(got {steps}, {batch_size}, {evaluations})")
+    if cached_teacher_logits is not None:
+        check_hyperparameters(T, alpha)
+        if cached_teacher_logits.shape[:2] != windows[:, :-1].shape:
+            raise ValueError(f"teacher logits of shape {tuple(cached_teacher_logits.shape)} do not match "
+                             f"{len(windows)} windows of {windows.shape[1] - 1} characters; "
+                             "compute them with teacher_logits(teacher, windows)")
+    device = pick_device(device)
+    torch.manual_seed(seed)  # dropout draws from the global generator
+    batches = torch.randint(len(windows), (steps, batch_size), generator=torch.Generator().manual_seed(seed))
+    windows = windows.to(device)
+    cache = None if cached_teacher_logits is None else cached_teacher_logits.to(device)
+    checkpoints = {round(steps * (i + 1) / evaluations) for i in range(evaluations)}
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = LanguageHistory()
+    loss_sum, losses_summed = torch.zeros((), device=device), 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, steps + 1), desc="distil" if cache is not None else "train",
+               disable=not progress, leave=False)
+    try:
+        for step in bar:
+            index = batches[step - 1].to(device)
+            batch = windows[index]
+            with autocast(device):
+                logits = model(batch[:, :-1])
+            if cache is None:
+                loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+            else:
+                loss = kd_loss(logits, cache[index], batch[:, 1:], T=T, alpha=alpha, check_inputs=False)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            losses_summed += 1
+            if step in checkpoints:
+                history.step.append(step)
+                history.train_loss.append(loss_sum.item() / losses_summed)
+                history.validation_loss.append(validation_loss(model, validation, device=device))
+                loss_sum.zero_()
+                losses_summed = 0
+                bar.set_postfix(validation=f"{history.validation_loss[-1]:.3f}")
+    except KeyboardInterrupt:
+        history.interrupted = True
+        print(f"Interrupted after {len(history.step)} evaluation(s); the model keeps what it has learned.")
+    finally:
+        bar.close()
+        model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+@torch.no_grad()
+def next_character_logits(model: nn.Module, corpus: CharCorpus, prompt: str, *, device=None) -> torch.Tensor:
+    """(vocab,) logits for the character after `prompt` (its last `context` characters are read)."""
+    if not prompt:
+        raise ValueError("the prompt is empty; type at least one character")
+    device = pick_device(device)
+    ids = corpus.encode(prompt)[-model.context:].unsqueeze(0).to(device)
+    model.to(device).eval()
+    return model(ids)[0, -1].float()
+
+
+@torch.no_grad()
+def sample(model: nn.Module, corpus: CharCorpus, prompt: str, length: int = 200, *, seed: int = 0,
+           temperature: float = 1.0, device=None) -> str:
+    """`length` characters drawn one at a time after `prompt`; the same seed draws the same text."""
+    check_hyperparameters(temperature, 0.0)
+    generator = torch.Generator().manual_seed(seed)
+    text = prompt
+    for _ in range(length):
+        probabilities = torch.softmax(next_character_logits(model, corpus, text, device=device).cpu() / temperature, -1)
+        text += corpus.vocabulary[torch.multinomial(probabilities, 1, generator=generator).item()]
+    return text[len(prompt):]
+
+
+@torch.no_grad()
+def characters_per_second(model: nn.Module, windows: torch.Tensor, *, batch_size: int = 64, repeats: int = 5,
+                          device=None) -> float:
+    """Characters scored per second (one forward pass over batches of windows): the inference payoff."""
+    device = pick_device(device)
+    model.to(device).eval()
+    batch = windows[:batch_size, :-1].to(device)
+    with autocast(device):
+        model(batch)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return repeats * batch.numel() / (time.perf_counter() - start)
+
+
+# The experiment the CLI and notebook 08 share.
+
+def teacher_path(root, corpus: CharCorpus, seed: int) -> Path:
+    return Path(root) / f"teacher-{corpus.name}-seed{seed}.pt"
+
+
+def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dict | None = None,
+                                   steps: int = TEACHER_STEPS, seed: int = 0, device=None,
+                                   progress: bool = True, retrain: bool = False):
+    """(teacher, metadata): from its checkpoint under `root`, or trained on the corpus and saved.
+
+    A checkpoint made for another text, model, seed or step count is retrained and replaced.
+    """
+    spec = spec or language_specs(corpus)[0]
+    path = teacher_path(root, corpus, seed)
+    expected = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "seed": seed, "steps": steps}
+    if path.exists() and not retrain:
+        try:
+            teacher, metadata = load_checkpoint(path, expect_spec=spec, expect=expected)
+            return teacher.to(pick_device(device)), metadata
+        except CheckpointError as error:
+            print(f"Not reusing the saved teacher: {error}. Training a new one.")
+    context = spec["context"]
+    teacher = build_model(spec, seed=seed)
+    history = train_language_model(teacher, text_windows(corpus.train, context),
+                                   text_windows(corpus.validation, context), steps=steps, seed=seed,
+                                   device=device, progress=progress)
+    metadata = {**expected, "validation_loss": validation_loss(teacher, text_windows(corpus.validation, context),
+                                                               device=device),
+                "seconds": history.seconds, "interrupted": history.interrupted, "history": history.as_dict()}
+    if history.interrupted:
+        print("The teacher was interrupted, so it is used but not saved.")
+    else:
+        save_checkpoint(path, teacher, spec, **metadata)
+    return teacher, metadata
+
+
+def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict, *, seeds=(0, 1, 2),
+                              steps: int = STUDENT_STEPS, T: float = TEMPERATURE, alpha: float = ALPHA,
+                              device=None, progress: bool = True, **options) -> dict:
+    """For each seed, a baseline student (next-character labels) and a distilled student (kd_loss
+    over every position) from the same initial weights and batches; validation loss in nats/char.
+    """
+    check_hyperparameters(T, alpha)
+    train = text_windows(corpus.train, spec["context"])
+    validation = text_windows(corpus.validation, spec["context"])
+    start = time.perf_counter()
+    cache = teacher_logits(teacher, train, device=device)
+    cache_seconds = time.perf_counter() - start
+    runs = []
+    for seed in seeds:
+        baseline, student = build_model(spec, seed=seed), build_model(spec, seed=seed)
+        baseline_history = train_language_model(baseline, train, validation, steps=steps, seed=seed,
+                                                device=device, progress=progress, **options)
+        distilled_history = train_language_model(student, train, validation, steps=steps, seed=seed,
+                                                 device=device, progress=progress, cached_teacher_logits=cache,
+                                                 T=T, alpha=alpha, **options)
+        runs.append({"seed": seed, "baseline": validation_loss(baseline, validation, device=device),
+                     "distilled": validation_loss(student, validation, device=device),
+                     "baseline_history": baseline_history.as_dict(),
+                     "distilled_history": distilled_history.as_dict(),
+                     "baseline_model": baseline, "distilled_model": student})
+        if baseline_history.interrupted or distilled_history.interrupted:
+            break
+    return {"runs": runs,
+            "teacher": validation_loss(teacher, validation, device=device),
+            "baseline": mean_sd(run["baseline"] for run in runs),
+            "distilled": mean_sd(run["distilled"] for run in runs),
+            "teacher_cache_seconds": cache_seconds,
+            "teacher_windows": len(train),
+            "teacher_parameters": count_parameters(teacher),
+            "student_parameters": count_parameters(build_model(spec))}

@@ -1,0 +1,183 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kdlab.__main__ import main
+from kdlab.checkpoints import load_checkpoint, save_checkpoint
+from kdlab.language import (characters_per_second, compare_language_students, load_or_train_language_teacher,
+                            next_character_logits, sample, teacher_logits, text_windows, train_language_model,
+                            validation_loss)
+from kdlab.losses import kd_loss
+from kdlab.models import build_model, count_parameters, gpt_spec
+from kdlab.text import load_corpus
+
+TINY = {"width": 16, "depth": 1, "heads": 2}
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "abc.txt"
+    path.write_text("the cat sat on the mat. " * 120, encoding="utf-8")
+    return load_corpus(path)
+
+
+def test_causal_mask_hides_the_future():
+    model = build_model(gpt_spec(20, context=12, width=16, depth=2, heads=4), seed=0).eval()
+    ids = torch.randint(20, (3, 12), generator=torch.Generator().manual_seed(0))
+    changed = ids.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % 20
+    with torch.no_grad():
+        before, after = model(ids), model(changed)
+    torch.testing.assert_close(after[:, :7], before[:, :7], rtol=0, atol=1e-6)  # earlier outputs: untouched
+    assert (after[:, 7:] - before[:, 7:]).abs().amax(dim=-1).min() > 1e-4  # from position 7 on: changed
+
+
+def test_gpt_models_build_reproducibly_and_survive_a_checkpoint(tmp_path):
+    spec = gpt_spec(30, context=8, **TINY)
+    first, second, other = build_model(spec, seed=1), build_model(spec, seed=1), build_model(spec, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
+    assert not torch.equal(first.head.weight, other.head.weight)
+    save_checkpoint(tmp_path / "gpt.pt", first, spec, note="test")
+    loaded, metadata = load_checkpoint(tmp_path / "gpt.pt", expect_spec=spec)
+    ids = torch.randint(30, (2, 8))
+    torch.testing.assert_close(loaded(ids), first.eval()(ids))
+    assert count_parameters(loaded) == count_parameters(first) and metadata["note"] == "test"
+
+
+def test_gpt_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="multiple of heads"):
+        gpt_spec(30, width=10, heads=4)
+    model = build_model(gpt_spec(30, context=8, **TINY))
+    with pytest.raises(ValueError, match="at most 8 characters"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_token_level_kd_loss_is_the_per_token_mean_of_per_example_losses():
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(2, 3, 4, 11, generator=generator)
+    labels = torch.randint(11, (3, 4), generator=generator)
+    per_token = torch.stack([kd_loss(student[b, t:t + 1], teacher[b, t:t + 1], labels[b, t:t + 1], T=2.0, alpha=0.7)
+                             for b in range(3) for t in range(4)])
+    torch.testing.assert_close(kd_loss(student, teacher, labels, T=2.0, alpha=0.7), per_token.mean())
+
+
+def test_windows_predict_every_character_once():
+    ids = torch.arange(23)
+    windows = text_windows(ids, context=5)
+    assert windows.shape == (4, 6)
+    assert torch.equal(windows[:, 1:].flatten(), ids[1:21])  # targets: each character once, in order
+    assert torch.equal(windows[1:, 0], windows[:-1, -1])  # a window starts where the last one ended
+    with pytest.raises(ValueError, match="fewer than one window"):
+        text_windows(ids[:5], context=5)
+
+
+def test_training_learns_a_repetitive_text_and_is_reproducible(small_corpus):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    windows = text_windows(small_corpus.train, 16)
+    validation = text_windows(small_corpus.validation, 16)
+    runs = []
+    for _ in range(2):
+        model = build_model(spec, seed=0)
+        runs.append(train_language_model(model, windows, validation, steps=60, batch_size=16, seed=3,
+                                         evaluations=3, progress=False, device="cpu"))
+    assert runs[0].validation_loss == runs[1].validation_loss
+    assert runs[0].step == [20, 40, 60]
+    assert runs[0].validation_loss[-1] < 0.5 * runs[0].validation_loss[0]
+    assert runs[0].validation_loss[-1] == pytest.approx(validation_loss(model, validation, device="cpu"))
+
+
+def test_distilling_with_cached_logits_pulls_the_student_towards_the_teacher(small_corpus):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    windows = text_windows(small_corpus.train, 16)
+    validation = text_windows(small_corpus.validation, 16)
+    teacher = build_model(spec, seed=9)
+    train_language_model(teacher, windows, validation, steps=60, batch_size=16, progress=False, device="cpu")
+    cache = teacher_logits(teacher, windows, device="cpu")
+    assert cache.shape == (*windows[:, :-1].shape, small_corpus.vocab_size) and cache.dtype == torch.float16
+    distances = []
+    for cached in (None, cache):
+        student = build_model(spec, seed=0)
+        train_language_model(student, windows, validation, steps=30, batch_size=16, progress=False, device="cpu",
+                             cached_teacher_logits=cached, T=2.0, alpha=1.0)
+        with torch.no_grad():
+            distances.append(kd_loss(student(windows[:, :-1]), teacher(windows[:, :-1]), windows[:, 1:],
+                                     T=2.0, alpha=1.0).item())
+    assert distances[1] < distances[0]  # alpha=1: the student learned the teacher's distributions
+    with pytest.raises(ValueError, match="do not match"):
+        train_language_model(student, windows[:-1], validation, steps=1, cached_teacher_logits=cache)
+
+
+def test_sampling_is_seeded_and_stays_in_the_vocabulary(small_corpus):
+    model = build_model(gpt_spec(small_corpus.vocab_size, context=16, **TINY), seed=0)
+    text = sample(model, small_corpus, "the cat", 40, seed=5, device="cpu")
+    assert len(text) == 40 and set(text) <= set(small_corpus.vocabulary)
+    assert sample(model, small_corpus, "the cat", 40, seed=5, device="cpu") == text
+    assert next_character_logits(model, small_corpus, "the " * 10, device="cpu").shape == (
+        small_corpus.vocab_size,)
+    with pytest.raises(ValueError, match="prompt is empty"):
+        sample(model, small_corpus, "", 5)
+    with pytest.raises(ValueError, match="not in the abc vocabulary"):
+        sample(model, small_corpus, "the dog!", 5)
+    assert characters_per_second(model, text_windows(small_corpus.train, 16), device="cpu") > 0
+
+
+def test_the_teacher_is_trained_once_then_loaded(small_corpus, tmp_path, capsys):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    teacher, metadata = load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=5,
+                                                       progress=False, device="cpu")
+    path = tmp_path / "teacher-abc-seed0.pt"
+    stamp = path.stat().st_mtime_ns
+    again, metadata_again = load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=5,
+                                                           progress=False, device="cpu")
+    assert path.stat().st_mtime_ns == stamp
+    assert metadata_again["validation_loss"] == metadata["validation_loss"]
+    load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=6, progress=False, device="cpu")
+    assert "Not reusing the saved teacher" in capsys.readouterr().out  # another step count: retrained
+
+
+def test_compare_language_students_starts_both_students_alike(small_corpus):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    teacher = build_model(spec, seed=9)
+    results = compare_language_students(teacher, small_corpus, spec, seeds=(0, 1), steps=4, T=1.0, alpha=0.5,
+                                        progress=False, device="cpu", batch_size=8, evaluations=2)
+    assert [run["seed"] for run in results["runs"]] == [0, 1]
+    assert results["baseline"]["mean"] == pytest.approx(sum(run["baseline"] for run in results["runs"]) / 2)
+    first = results["runs"][0]
+    assert first["baseline_history"]["step"] == first["distilled_history"]["step"] == [2, 4]
+    assert results["teacher_windows"] == len(text_windows(small_corpus.train, 16))
+
+
+def run_cli(*arguments):
+    return subprocess.run([sys.executable, "-m", "kdlab", *arguments], capture_output=True, text=True)
+
+
+def test_cli_runs_the_language_experiment_and_writes_json(tmp_path, capsys):
+    text = tmp_path / "story.txt"
+    text.write_text("Once upon a time, a small model learned from a larger one. " * 40, encoding="utf-8")
+    output = tmp_path / "results.json"
+    code = main(["distill", "--dataset", "pydoc-text", "--text", str(text), "--data-root", str(tmp_path),
+                 "--teacher-steps", "3", "--steps", "2", "--seeds", "2", "--no-progress", "--device", "cpu",
+                 "--json", str(output)])
+    assert code == 0
+    assert "nats/char" in capsys.readouterr().out
+    results = json.loads(output.read_text())
+    assert results["dataset"] == "story"
+    assert [run["seed"] for run in results["runs"]] == [0, 1]
+    for name in ("teacher", "baseline", "distilled"):
+        assert results[name]["validation_loss"] > 0
+    assert results["settings"]["steps"] == 2
+    assert (tmp_path / "teacher-story-seed0.pt").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no text file at"), (b"", "is empty"), (b"GIF89a\x00\x01\x00", "looks binary")])
+def test_cli_bad_text_file_is_an_error_not_a_traceback(tmp_path, content, message):
+    path = tmp_path / "input.txt"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli("distill", "--dataset", "pydoc-text", "--text", str(path), "--data-root", str(tmp_path))
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
