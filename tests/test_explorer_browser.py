@@ -1,0 +1,133 @@
+"""The explorer as users see it: served by Voila, driven in headless Chromium through Playwright.
+
+Needs Debian's Chromium (`apt-get install -y chromium`); without it the test is skipped and says so.
+"""
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PAGE_TIMEOUT_MS = 180_000  # Voila renders after the kernel has run the notebook: slow on a loaded machine
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"voila exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"voila did not listen on port {port} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def explorer_url(tmp_path):
+    """Voila serving the explorer on a free localhost port; stopped at the end, pass or fail."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
+    # The page needs the teacher, the grid and the baseline student: build them here first (cached in
+    # data/, minutes on a fresh checkout), so the browser only waits for the page itself.
+    from kdlab.widgets import load_explorer_data
+    load_explorer_data("digits", REPO / "data", progress=False)
+
+    port = _free_port()
+    log = tmp_path / "voila.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voila", str(NOTEBOOK), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
+            cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}/", log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_typing_a_temperature_redraws_the_soft_targets(explorer_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, log = explorer_url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            page.goto(url, timeout=PAGE_TIMEOUT_MS)
+            readout = page.locator(".kdlab-temperature .widget-readout")
+            panel = page.locator(".kdlab-soft-targets canvas").first
+            panel_text = page.locator(".kdlab-readout")
+            try:
+                readout.wait_for(timeout=PAGE_TIMEOUT_MS)
+                expect(panel_text).to_contain_text("T = 4:", timeout=60_000)
+            except Exception:
+                page.screenshot(path=tmp_path / "explorer-not-ready.png", full_page=True)
+                raise AssertionError(f"the explorer did not render; voila log:\n{log.read_text()[-3000:]}")
+            assert "Could not update" not in page.locator(".kdlab-status").inner_text()
+            before = _settled_screenshot(panel)
+
+            readout.click()
+            readout.fill("20")
+            readout.press("Enter")
+
+            expect(panel_text).to_contain_text("T = 20:", timeout=60_000)
+            after = _wait_for_change(panel, before)
+            assert after != before, "the soft-target panel did not change after typing T = 20"
+
+            # A bad value typed into the readout is clamped, and the page says so.
+            readout.fill("-3")
+            readout.press("Enter")
+            expect(page.locator(".kdlab-status")).to_contain_text("clamped", timeout=60_000)
+            expect(readout).to_have_text(re.compile(r"^0\.50*$"))
+            page.screenshot(path=tmp_path / "explorer.png", full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "explorer.png").stat().st_size > 0
+
+
+def _settled_screenshot(element, timeout: float = 60) -> bytes:
+    """The element's pixels once two screenshots a second apart agree: the canvas has finished drawing."""
+    deadline = time.monotonic() + timeout
+    previous = element.screenshot()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        current = element.screenshot()
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
+def _wait_for_change(element, before: bytes, timeout: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = element.screenshot()
+        if current != before:
+            return _settled_screenshot(element)
+        time.sleep(0.5)
+    return before

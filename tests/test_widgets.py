@@ -1,0 +1,220 @@
+"""The explorer without a browser: pure panel functions, and the widgets driven by setting .value in Python."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from traitlets import TraitError
+
+from kdlab import widgets
+from kdlab.data import load_dataset
+from kdlab.losses import kd_loss
+from kdlab.models import build_model, mlp_spec
+from kdlab.sweep import Grid
+from kdlab.widgets import (ALPHA_RANGE, T_RANGE, Explorer, ExplorerData, all_panels, gradient_limit, gradient_panel,
+                           grid_panel, load_or_train_baseline, loss_panel, soft_target_panel, train_with_curve)
+
+EPOCHS = 3
+TEACHER_LOGITS = torch.tensor([6.0, 1.0, -2.0, 0.5, 3.0])
+STUDENT_LOGITS = torch.tensor([2.0, 2.5, -1.0, 0.0, 1.0])
+LABEL = 0
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, test = load_dataset("digits")
+    return train.subset(40), test.subset(30)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    temperatures, alphas = (1.0, 2.0, 4.0, 8.0, 16.0), (0.0, 0.5, 1.0)
+    accuracy = np.arange(15, dtype=float).reshape(5, 3) / 100 + 0.8
+    return Grid(temperatures, alphas, accuracy, "digits", {})
+
+
+@pytest.fixture(scope="module")
+def data(digits, grid):
+    """A small, untrained teacher and a 3-epoch baseline: enough to exercise every panel and button."""
+    transfer, test = digits
+    teacher = build_model(mlp_spec(transfer.input_shape, hidden=(32,)), seed=1)
+    spec = mlp_spec(transfer.input_shape, hidden=(16,))
+    student, curve = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
+    return ExplorerData(test=test, teacher_logits=teacher(test.inputs).detach() * 5,
+                        student_logits=student(test.inputs).detach(), grid=grid, teacher=teacher,
+                        transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=EPOCHS,
+                        device=torch.device("cpu"))
+
+
+@pytest.fixture
+def explorer(data):
+    return Explorer(data)
+
+
+# ----------------------------------------------------------------------------- pure panel functions
+
+def test_soft_targets_are_distributions_that_flatten_as_T_rises():
+    cold, hot = soft_target_panel(TEACHER_LOGITS, STUDENT_LOGITS, 1.0), soft_target_panel(TEACHER_LOGITS, STUDENT_LOGITS, 20.0)
+    for panel in (cold, hot):
+        for probabilities in panel.values():
+            assert probabilities.shape == (5,) and probabilities.sum() == pytest.approx(1.0)
+    assert hot["teacher"].max() < cold["teacher"].max()
+    assert hot["teacher"].max() - hot["teacher"].min() < 0.1  # nearly uniform at T = 20
+
+
+@pytest.mark.parametrize("T, alpha", [(1.0, 0.5), (4.0, 0.9), (20.0, 0.0), (0.5, 1.0)])
+def test_loss_panel_splits_the_loss_into_its_two_weighted_terms(T, alpha):
+    parts = loss_panel(TEACHER_LOGITS, STUDENT_LOGITS, LABEL, T, alpha)
+    teacher = np.exp(TEACHER_LOGITS.numpy() / T) / np.exp(TEACHER_LOGITS.numpy() / T).sum()
+    student = np.exp(STUDENT_LOGITS.numpy() / T) / np.exp(STUDENT_LOGITS.numpy() / T).sum()
+    kl = float(np.sum(teacher * np.log(teacher / student)))
+    ce = float(-np.log(np.exp(STUDENT_LOGITS.numpy())[LABEL] / np.exp(STUDENT_LOGITS.numpy()).sum()))
+    assert parts["kl"] == pytest.approx(kl, rel=1e-5)
+    assert parts["ce"] == pytest.approx(ce, rel=1e-5)
+    assert parts["soft"] == pytest.approx(alpha * T**2 * kl, rel=1e-5, abs=1e-9)
+    assert parts["hard"] == pytest.approx((1 - alpha) * ce, rel=1e-5, abs=1e-9)
+    assert parts["total"] == pytest.approx(parts["soft"] + parts["hard"], rel=1e-6)
+
+
+@pytest.mark.parametrize("T, alpha", [(1.0, 0.5), (4.0, 0.9), (20.0, 0.3)])
+def test_gradient_panel_matches_autograd_of_each_term(T, alpha):
+    gradients = gradient_panel(TEACHER_LOGITS, STUDENT_LOGITS, LABEL, T, alpha)
+    student = STUDENT_LOGITS.clone().requires_grad_()
+    parts = kd_loss(student[None], TEACHER_LOGITS[None], torch.tensor([LABEL]), T=T, alpha=alpha, return_parts=True)
+    (soft,) = torch.autograd.grad(parts.soft, student)
+    one_hot = F.one_hot(torch.tensor(LABEL), 5).numpy()
+    np.testing.assert_allclose(gradients["soft"], soft.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gradients["soft_without_T2"] * T**2, gradients["soft"], rtol=1e-6)
+    np.testing.assert_allclose(gradients["hard"], (1 - alpha) * (torch.softmax(STUDENT_LOGITS, 0).numpy() - one_hot),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_without_T2_the_soft_gradient_falls_as_one_over_T_squared():
+    def largest(T):
+        gradients = gradient_panel(TEACHER_LOGITS, STUDENT_LOGITS, LABEL, T, alpha=1.0)
+        return np.abs(gradients["soft_without_T2"]).max(), np.abs(gradients["soft"]).max()
+    (without_40, with_40), (without_80, with_80) = largest(40.0), largest(80.0)
+    assert without_40 / without_80 == pytest.approx(4.0, rel=0.03)
+    assert with_40 / with_80 == pytest.approx(1.0, rel=0.03)
+
+
+def test_gradient_limit_bounds_every_bar_over_the_sliders_ranges():
+    limit = gradient_limit(TEACHER_LOGITS, STUDENT_LOGITS, LABEL)
+    assert math.isfinite(limit)
+    largest = max(np.abs(values).max()
+                  for T in np.geomspace(*T_RANGE, 40) for alpha in np.linspace(*ALPHA_RANGE, 5)
+                  for values in gradient_panel(TEACHER_LOGITS, STUDENT_LOGITS, LABEL, T, alpha).values())
+    assert largest <= limit < 1.5 * largest
+
+
+@pytest.mark.parametrize("T, alpha, cell", [(3.0, 0.3, (2, 1)), (0.5, 0.0, (0, 0)), (50.0, 0.9, (4, 2)),
+                                            (1.4, 0.74, (0, 1)), (1.5, 0.76, (1, 2))])
+def test_grid_panel_highlights_the_nearest_trained_cell_on_a_log_T_scale(grid, T, alpha, cell):
+    panel = grid_panel(grid, T, alpha)
+    assert (panel["row"], panel["column"]) == cell
+    assert (panel["T"], panel["alpha"]) == (grid.temperatures[cell[0]], grid.alphas[cell[1]])
+    assert panel["cell_accuracy"] == grid.accuracy[cell]
+
+
+def test_all_panels_refuses_a_bad_temperature_with_a_clear_message(data):
+    with pytest.raises(ValueError, match="T must be"):
+        all_panels(data, -1.0, 0.5, 0)
+
+
+# ----------------------------------------------------------------------------- the widget layer
+
+def test_moving_the_sliders_updates_every_panel_in_place(explorer, data):
+    soft_bars = list(explorer._soft_bars["teacher"])
+    explorer.temperature.value = 8.0
+    explorer.alpha.value = 0.3
+    explorer.example.value = 3
+    expected = all_panels(data, 8.0, 0.3, 3)
+    assert list(explorer._soft_bars["teacher"]) == soft_bars  # the same artists, moved
+    for key, bars in explorer._soft_bars.items():
+        np.testing.assert_allclose([bar.get_height() for bar in bars], expected["soft_targets"][key])
+    loss = expected["loss"]
+    np.testing.assert_allclose([bar.get_height() for bar in explorer._loss_bars],
+                               [loss["soft"], loss["hard"], loss["total"]])
+    for key, bars in explorer._gradient_bars.items():
+        np.testing.assert_allclose([bar.get_height() for bar in bars], expected["gradients"][key])
+    assert explorer._grid_cell.get_xy() == (1 - 0.5, 3 - 0.5)  # alpha 0.3 -> column 1 of (0, .5, 1); T 8 -> row 3
+    assert "T = 8:" in explorer.readout.value
+    np.testing.assert_allclose(explorer._picture.get_array(), widgets._image(data.test.inputs[3]))
+    label = int(data.test.labels[3])
+    limit = gradient_limit(data.teacher_logits[3], data.student_logits[3], label)
+    assert explorer._gradient_axes.get_ylim() == pytest.approx((-limit, limit))
+    assert "Could not update" not in explorer.status.value
+
+
+@pytest.mark.parametrize("control, value, shown, message", [
+    ("temperature", -3.0, T_RANGE[0], "T = 0.5 is the lower end"),
+    ("temperature", 1e6, T_RANGE[1], "T = 50 is the upper end"),
+    ("alpha", 1.7, 1.0, "α = 1 is the upper end"),
+    ("alpha", -0.2, 0.0, "α = 0 is the lower end"),
+])
+def test_out_of_range_values_are_clamped_with_a_visible_message(explorer, control, value, shown, message):
+    slider = getattr(explorer, control)
+    slider.value = value
+    assert slider.value == pytest.approx(shown)
+    assert message in explorer.status.value and "clamped" in explorer.status.value
+
+
+def test_nan_is_refused_and_the_last_good_value_kept(explorer):
+    explorer.alpha.value = 0.3
+    explorer.alpha.value = float("nan")
+    assert explorer.alpha.value == 0.3
+    assert "must be a number" in explorer.status.value
+    explorer.alpha.value = 0.6  # and the explorer carries on
+    assert "&nbsp;" == explorer.status.value
+
+
+def test_text_is_refused_and_the_explorer_carries_on(explorer):
+    with pytest.raises(TraitError):
+        explorer.temperature.value = "hot"
+    assert explorer.temperature.value == pytest.approx(4.0)
+    explorer.temperature.value = 2.0
+    assert "T = 2:" in explorer.readout.value
+
+
+def test_an_error_in_an_update_is_shown_not_raised(explorer, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("panel exploded")
+    monkeypatch.setattr(widgets, "all_panels", broken)
+    explorer.temperature.value = 3.0
+    assert "Could not update: panel exploded" in explorer.status.value
+
+
+def test_train_now_distils_a_student_and_draws_its_curve(explorer, data):
+    explorer.temperature.value, explorer.alpha.value = 2.0, 0.5
+    progress = []
+    explorer.progress.observe(lambda change: progress.append(change["new"]), names="value")
+    explorer.train_button.click()
+    assert progress == list(range(1, EPOCHS + 1))
+    assert not explorer.train_button.disabled
+    result = explorer.last_training
+    assert (result["T"], result["alpha"], len(result["curve"])) == (2.0, 0.5, EPOCHS)
+    x, y = explorer._trained_line.get_data()
+    np.testing.assert_array_equal(y, result["curve"])
+    assert "Distilled at T = 2, α = 0.50" in explorer.train_status.value
+    _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=2.0, alpha=0.5,
+                                epochs=EPOCHS, device="cpu")
+    assert curve == result["curve"]  # the same seed gives the same student
+
+
+def test_the_explorer_displays_as_its_widget(explorer):
+    assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
+
+
+def test_the_baseline_is_trained_once_then_loaded(digits, tmp_path):
+    transfer, test = digits
+    spec = mlp_spec(transfer.input_shape, hidden=(8,))
+    trained, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
+    loaded, loaded_curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert loaded_curve == curve
+    for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    _, longer = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS + 1, device="cpu")
+    assert len(longer) == EPOCHS + 1  # other settings: retrained, not reused
