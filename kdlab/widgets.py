@@ -8,6 +8,7 @@ canvases): a slider move costs milliseconds, and nothing is re-plotted.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -135,9 +136,25 @@ def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teac
         if on_epoch is not None:
             on_epoch(len(curve))
 
-    fit(model, transfer, None, epochs=epochs, seed=seed, device=device, progress=False, teacher=teacher,
-        T=T, alpha=alpha, on_epoch=record)
+    with _one_cpu_thread():
+        fit(model, transfer, None, epochs=epochs, seed=seed, device=device, progress=False, teacher=teacher,
+            T=T, alpha=alpha, on_epoch=record)
     return model, curve
+
+
+@contextlib.contextmanager
+def _one_cpu_thread():
+    """Run a small student's training on one CPU thread, then restore the thread count.
+
+    Its matrices are too small to share: a second thread only adds waiting, and on a busy 2-core
+    machine "Train now" took 22-33 s with two threads against 1.3 s with one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *, root="data",
@@ -187,6 +204,12 @@ def _canvas(width: float, height: float, css_class: str) -> Figure:
     canvas.header_visible = canvas.footer_visible = canvas.resizable = False
     canvas.toolbar_visible = False
     canvas.add_class(css_class)
+
+    def freeze_layout(event):  # lay out once; later draws only move artists (about 40% faster)
+        figure.set_layout_engine("none")
+        canvas.mpl_disconnect(connection)
+
+    connection = canvas.mpl_connect("draw_event", freeze_layout)
     return figure
 
 
