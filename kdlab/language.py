@@ -35,8 +35,8 @@ from kdlab.train import autocast, pick_device
 CONTEXT = 64
 TEACHER_SIZE = {"width": 96, "depth": 2, "heads": 4}
 STUDENT_SIZE = {"width": 48, "depth": 1, "heads": 4}
-TEACHER_STEPS = 400
-STUDENT_STEPS = 300
+TEACHER_STEPS = 800
+STUDENT_STEPS = 600
 BATCH_SIZE = 32
 LEARNING_RATE = 3e-3
 TEMPERATURE = 1.0
