@@ -1,0 +1,142 @@
+"""How much faster kdlab trains, measured on the default experiment (a benchmark, not a test).
+
+    python benchmarks/bench_train.py [--json FILE] [--epochs N] [--seeds N] [--threads N] [--device D]
+
+1. Distillation: kdlab's `distill` against a loop written the way the PyTorch knowledge-
+   distillation tutorial writes it (a DataLoader over a TensorDataset, the teacher's forward pass
+   at every step, loss.item() at every step). Same data, models, seeds, epochs and loss; the two
+   draw batches in different orders, so their accuracies agree only up to seed noise.
+2. The 5x5 T x alpha grid: kdlab.sweep's one batched pass against the same 25 students trained
+   one at a time with `distill` (same initial weights and batches: the accuracies must match).
+Times cover training only; every student is scored afterwards with the same `evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from kdlab import experiment
+from kdlab.models import build_model, student_spec
+from kdlab.sweep import GRID_ALPHAS, GRID_TEMPERATURES, distill_students
+from kdlab.train import distill, evaluate, pick_device
+
+
+def tutorial_distill(student, teacher, train, *, T, alpha, epochs, lr, batch_size, seed, device):
+    """The PyTorch KD tutorial's training loop, with its two weights written as kdlab's alpha."""
+    loader = DataLoader(TensorDataset(train.inputs, train.labels), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+    teacher.to(device).eval()
+    student.to(device).train()
+    for _ in range(epochs):
+        running_loss = 0.0
+        for inputs, labels in loader:
+            inputs, labels = inputs.to(device), labels.to(device)
+            optimizer.zero_grad()
+            with torch.no_grad():
+                teacher_logits = teacher(inputs)
+            student_logits = student(inputs)
+            soft_targets = F.softmax(teacher_logits / T, dim=-1)
+            soft_prob = F.log_softmax(student_logits / T, dim=-1)
+            soft_targets_loss = torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size(0) * T**2
+            label_loss = F.cross_entropy(student_logits, labels)
+            loss = alpha * soft_targets_loss + (1 - alpha) * label_loss
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+    student.eval()
+
+
+def timed(function, *args, **kwargs) -> float:
+    start = time.perf_counter()
+    function(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    parser.add_argument("--epochs", type=int, default=experiment.STUDENT_EPOCHS)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for the distillation comparison")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-root", default="data")
+    arguments = parser.parse_args(argv)
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
+    device = pick_device(arguments.device)
+    train, test, teacher, _ = experiment.load_data_and_teacher(root=arguments.data_root, device=device,
+                                                               progress=False)
+    transfer = train.subset(experiment.TRANSFER_SIZE)
+    spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
+    options = {"epochs": arguments.epochs, "lr": 1e-3, "batch_size": 64, "device": device}
+    T, alpha = experiment.TEMPERATURE, experiment.ALPHA
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores")
+    print(f"{train.name}: {experiment.STUDENT_SIZE} student on {len(transfer)} examples, {arguments.epochs} epochs, "
+          f"on {where}")
+
+    seconds = {"kdlab": 0.0, "tutorial": 0.0}
+    accuracy = {"kdlab": [], "tutorial": []}
+    for seed in range(arguments.seeds):
+        for name in ("tutorial", "kdlab"):
+            student = build_model(spec, seed=seed)
+            trainer = distill if name == "kdlab" else tutorial_distill
+            extra = {"progress": False} if name == "kdlab" else {}
+            seconds[name] += timed(trainer, student, teacher, transfer, T=T, alpha=alpha, seed=seed, **options,
+                                   **extra)
+            accuracy[name].append(evaluate(student, test, device=device)["accuracy"])
+    accuracy = {name: experiment.mean_sd(values) for name, values in accuracy.items()}
+    difference = accuracy["kdlab"]["mean"] - accuracy["tutorial"]["mean"]
+    within_noise = abs(difference) <= 2 * max(accuracy["kdlab"]["sd"], accuracy["tutorial"]["sd"])
+
+    cells = [(t, a) for t in GRID_TEMPERATURES for a in GRID_ALPHAS]
+    one_at_a_time = []
+    start = time.perf_counter()
+    for k, (cell_T, cell_alpha) in enumerate(cells):
+        student = build_model(spec, seed=k)
+        distill(student, teacher, transfer, T=cell_T, alpha=cell_alpha, seed=0, progress=False, **options)
+        one_at_a_time.append(student)
+    sequential_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    batched, _ = distill_students(spec, teacher, transfer, seeds=range(len(cells)), temperatures=[c[0] for c in cells],
+                                  alphas=[c[1] for c in cells], seed=0, progress=False, **options)
+    batched_seconds = time.perf_counter() - start
+    grid_difference = max(abs(evaluate(a, test, device=device)["accuracy"] - evaluate(b, test, device=device)["accuracy"])
+                          for a, b in zip(batched, one_at_a_time))
+
+    results = {
+        "device": where, "epochs": arguments.epochs, "seeds": arguments.seeds,
+        "distill_seconds": seconds["kdlab"], "tutorial_seconds": seconds["tutorial"],
+        "distill_speedup": seconds["tutorial"] / seconds["kdlab"],
+        "distill_accuracy": accuracy["kdlab"], "tutorial_accuracy": accuracy["tutorial"],
+        "accuracies_within_seed_noise": within_noise,
+        "sweep_seconds": batched_seconds, "one_at_a_time_seconds": sequential_seconds,
+        "sweep_speedup": sequential_seconds / batched_seconds, "sweep_max_accuracy_difference": grid_difference,
+    }
+    print(f"{'':34} {'seconds':>8} {'speed-up':>9}   test accuracy")
+    print(f"{'tutorial-style distillation loop':34} {seconds['tutorial']:8.2f} {'1.0x':>9}   "
+          f"{accuracy['tutorial']['mean']:.4f} ± {accuracy['tutorial']['sd']:.4f} ({arguments.seeds} seeds)")
+    print(f"{'kdlab distill':34} {seconds['kdlab']:8.2f} {results['distill_speedup']:8.1f}x   "
+          f"{accuracy['kdlab']['mean']:.4f} ± {accuracy['kdlab']['sd']:.4f} "
+          f"({'within' if within_noise else 'NOT within'} seed noise: {difference:+.4f})")
+    print(f"{'25 students one at a time':34} {sequential_seconds:8.2f} {'1.0x':>9}")
+    print(f"{'25 students in one batched sweep':34} {batched_seconds:8.2f} {results['sweep_speedup']:8.1f}x   "
+          f"largest accuracy difference per student: {grid_difference:.4f}")
+    if arguments.json:
+        Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(arguments.json).write_text(json.dumps(results, indent=2))
+        print(f"wrote {arguments.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
