@@ -272,7 +272,7 @@ class Explorer:
         self.status = widgets.HTML().add_class("kdlab-status")
         self.readout = widgets.HTML().add_class("kdlab-readout")
         self.train_button = widgets.Button(description="Train now", button_style="primary", icon="play",
-                                           tooltip="Distil a student at the chosen T and α")
+                                           tooltip="Distil a student at the chosen T and α").add_class("kdlab-train")
         self.progress = widgets.IntProgress(value=0, min=0, max=data.epochs, description="epochs")
         self.train_status = widgets.HTML(
             f"Distils a {_describe(data.student_spec)} student on {len(data.transfer)} labelled examples for "

@@ -70,14 +70,14 @@ def explorer_url(tmp_path):
             process.wait()
 
 
-def test_typing_a_temperature_redraws_the_soft_targets(explorer_url, tmp_path):
+def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(explorer_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, log = explorer_url
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            page = browser.new_page(viewport={"width": 1600, "height": 1800})
             page.goto(url, timeout=PAGE_TIMEOUT_MS)
             readout = page.locator(".kdlab-temperature .widget-readout")
             panel = page.locator(".kdlab-soft-targets canvas").first
@@ -104,6 +104,10 @@ def test_typing_a_temperature_redraws_the_soft_targets(explorer_url, tmp_path):
             readout.press("Enter")
             expect(page.locator(".kdlab-status")).to_contain_text("clamped", timeout=60_000)
             expect(readout).to_have_text(re.compile(r"^0\.50*$"))
+
+            # Train now distils a student at the chosen T and reports its accuracy on the page.
+            page.locator(".kdlab-train").click()
+            expect(page.locator(".kdlab-train-status")).to_contain_text("Distilled at T = 0.5", timeout=120_000)
             page.screenshot(path=tmp_path / "explorer.png", full_page=True)
         finally:
             browser.close()
