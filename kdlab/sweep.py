@@ -192,12 +192,13 @@ def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_
     saying why. Students follow kdlab.experiment: STUDENT_SIZE on TRANSFER_SIZE labelled examples.
     """
     temperatures, alphas = _check_axes(temperatures, alphas)
-    train, test, teacher, _ = experiment.load_data_and_teacher(dataset, root, offline=offline, device=device,
-                                                               progress=progress)
+    train, test, teacher, teacher_metadata = experiment.load_data_and_teacher(
+        dataset, root, offline=offline, device=device, progress=progress)
     transfer = train.subset(experiment.TRANSFER_SIZE)
     spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
     expected = {"epochs": epochs, "seed": seed, "lr": 1e-3, "batch_size": 64,
-                "transfer_size": len(transfer), "student": spec, "interrupted": False}
+                "transfer_size": len(transfer), "student": spec, "interrupted": False,
+                "teacher_accuracy": teacher_metadata["accuracy"]}  # a retrained teacher makes the grid stale
     path = grid_path(root, train.name)
     reason = _reason_to_recompute(path, temperatures, alphas, expected)
     if reason is None:
@@ -205,6 +206,7 @@ def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_
     print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid: {reason}.")
     grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, device=device,
                  progress=progress)
+    grid.settings["teacher_accuracy"] = teacher_metadata["accuracy"]
     if grid.settings["interrupted"]:
         print("The sweep was interrupted, so its grid is shown but not saved.")
     else:

@@ -78,7 +78,9 @@ def test_a_grid_survives_a_json_round_trip_and_garbage_is_refused():
 
 def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(setting, tmp_path, monkeypatch, capsys):
     train, test, teacher, _, _ = setting
-    monkeypatch.setattr(experiment, "load_data_and_teacher", lambda *args, **kwargs: (train, test, teacher, {}))
+    teacher_metadata = {"accuracy": 0.9}
+    monkeypatch.setattr(experiment, "load_data_and_teacher",
+                        lambda *args, **kwargs: (train, test, teacher, teacher_metadata))
     options = {"temperatures": (1.0, 4.0), "alphas": (0.0, 1.0), "progress": False}
     first = load_or_run_grid(tmp_path, epochs=2, **options)
     assert "no saved grid" in capsys.readouterr().out
@@ -90,6 +92,10 @@ def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(se
 
     load_or_run_grid(tmp_path, epochs=3, **options)
     assert "epochs=2, expected 3" in capsys.readouterr().out
+
+    teacher_metadata["accuracy"] = 0.95  # a retrained teacher
+    load_or_run_grid(tmp_path, epochs=3, **options)
+    assert "teacher_accuracy=0.9, expected 0.95" in capsys.readouterr().out
 
     (tmp_path / "grid-digits.json").write_text("{not json")
     load_or_run_grid(tmp_path, epochs=3, **options)
