@@ -186,7 +186,8 @@ def next_character_logits(model: nn.Module, corpus: CharCorpus, prompt: str, *, 
 def sample(model: nn.Module, corpus: CharCorpus, prompt: str, length: int = 200, *, seed: int = 0,
            temperature: float = 1.0, device=None) -> str:
     """`length` characters drawn one at a time after `prompt`; the same seed draws the same text."""
-    check_hyperparameters(temperature, 0.0)
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     generator = torch.Generator().manual_seed(seed)
     text = prompt
     for _ in range(length):

@@ -117,6 +117,8 @@ def test_sampling_is_seeded_and_stays_in_the_vocabulary(small_corpus):
     assert sample(model, small_corpus, "the cat", 40, seed=5, device="cpu") == text
     assert next_character_logits(model, small_corpus, "the " * 10, device="cpu").shape == (
         small_corpus.vocab_size,)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        sample(model, small_corpus, "the cat", 5, temperature=0.0)
     with pytest.raises(ValueError, match="prompt is empty"):
         sample(model, small_corpus, "", 5)
     with pytest.raises(ValueError, match="not in the abc vocabulary"):
