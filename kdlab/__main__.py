@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from kdlab.checkpoints import CheckpointError
-from kdlab.data import DATASETS, DatasetUnavailable, download, load_dataset
 from kdlab import experiment, language
+from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
 from kdlab.experiment import compare_students, load_data_and_teacher, load_or_train_teacher
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.text import DEFAULT_CORPUS, CorpusError, load_corpus
@@ -41,6 +41,10 @@ def main(argv=None) -> int:
 
 
 def run_teacher(arguments, device) -> int:
+    if arguments.dataset == DEFAULT_CORPUS:
+        print(f"error: `teacher` trains image teachers; `distill --dataset {DEFAULT_CORPUS}` trains and caches "
+              "the language teacher itself", file=sys.stderr)
+        return 2
     train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
     teacher, metadata = load_or_train_teacher(train, test, root=arguments.data_root, epochs=arguments.epochs,
                                               seed=arguments.seed, device=device,
@@ -170,6 +174,16 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def dataset_name(text: str) -> str:
+    if text == DEFAULT_CORPUS:
+        return text
+    try:
+        return canonical_name(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose one of "
+                                         f"{', '.join((*DATASETS, DEFAULT_CORPUS))}") from None
+
+
 def _number(text: str, kind):
     try:
         return kind(text)
@@ -182,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{teacher,distill,download}")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default: digits, embedded); "
+    common.add_argument("--dataset", type=dataset_name, default="digits", help=f"one of {', '.join(DATASETS)} (default: digits, embedded); "
                         f"distill also takes {DEFAULT_CORPUS}, Python's own help text, for a character language model")
     common.add_argument("--data-root", default="data", help="where datasets and checkpoints live (default: data)")
     common.add_argument("--offline", action="store_true", help="never download; fail clearly if data is missing")

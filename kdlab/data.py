@@ -202,7 +202,7 @@ def make_loader(
     return _HostBatches(tensors, batch_size, shuffle, device, seed)
 
 
-def _canonical_name(name: str) -> str:
+def canonical_name(name: str) -> str:
     """The one place dataset names are normalised: 'Fashion_MNIST' and 'CIFAR-10' are accepted."""
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
@@ -264,7 +264,7 @@ def download(name: str, root="data") -> Path:
 
     Raises DatasetUnavailable on failure, ValueError for `digits`, which ships with scikit-learn.
     """
-    name = _canonical_name(name)
+    name = canonical_name(name)
     if name == "digits":
         raise ValueError("digits ships inside scikit-learn; there is nothing to download")
     for train in (True, False):
@@ -320,7 +320,7 @@ def load_dataset(
     `seed` picks the digits train/test split (the others have fixed published splits).
     `offline=True` never touches the network: a missing dataset fails at once with advice.
     """
-    name = _canonical_name(name)
+    name = canonical_name(name)
     if name == "digits":
         return _load_digits(seed)
     return _load_torchvision(name, root, offline)

@@ -52,12 +52,18 @@ def test_corrupt_teacher_checkpoint_is_reported_and_replaced(tmp_path, capsys):
     (["distill", "--device", "tpu"], "unknown device"),
     (["distill", "--student", "enormous"], "invalid choice"),
     (["fly"], "invalid choice"),
+    (["teacher", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
 ])
 def test_bad_arguments_give_a_usage_error_not_a_traceback(arguments, message):
     result = run_cli(*arguments)
     assert result.returncode == 2
     assert message in result.stderr and "usage:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_teacher_refuses_the_text_corpus_with_a_pointer_to_distill(capsys):
+    assert main(["teacher", "--dataset", "pydoc-text"]) == 2
+    assert "distill --dataset pydoc-text" in capsys.readouterr().err
 
 
 def test_missing_dataset_offline_says_how_to_get_it(tmp_path):
