@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from kdlab.checkpoints import CheckpointError
-from kdlab import experiment, language
+from kdlab import distributed, experiment, language
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
 from kdlab.experiment import compare_students, load_data_and_teacher, load_or_train_teacher
 from kdlab.models import STUDENT_SIZES, student_spec
@@ -140,7 +140,7 @@ def results_table(results: dict) -> str:
 
 
 def write_json(path, payload) -> None:
-    if path:
+    if path and distributed.world()[0] == 0:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2))
         print(f"wrote {path}")

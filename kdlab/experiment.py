@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from kdlab import distributed
 from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from kdlab.data import TensorData, load_dataset
 from kdlab.models import build_model, count_parameters, teacher_spec
@@ -60,7 +61,7 @@ def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", e
     metadata = {**expected, "accuracy": scores["accuracy"], "interrupted": history.interrupted}
     if history.interrupted:
         print("The teacher was interrupted, so it is used but not saved.")
-    else:
+    elif distributed.world()[0] == 0:  # under torchrun every rank holds the same weights; one writes them
         save_checkpoint(path, teacher, spec, **metadata)
     return teacher, metadata
 

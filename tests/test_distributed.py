@@ -48,3 +48,15 @@ def test_two_gloo_processes_under_torchrun_end_with_the_weights_of_one_process(t
         torch.testing.assert_close(ranks[0]["weights"][name], tensor, rtol=1e-4, atol=1e-6)
     assert ranks[0]["loss"] == pytest.approx(history.train_loss, rel=1e-5)
     assert not torch.equal(alone.state_dict()["1.weight"], build_model(spec, seed=0).state_dict()["1.weight"])
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="this torch build has no gloo backend for CPU process groups")
+def test_the_teacher_command_runs_unchanged_under_torchrun_and_rank_zero_writes(tmp_path):
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kdlab",
+         "teacher", "--epochs", "1", "--device", "cpu", "--no-progress", "--data-root", str(tmp_path),
+         "--json", str(tmp_path / "teacher.json")], capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["teacher-digits-seed0.pt", "teacher.json"]
+    assert launched.stdout.count("wrote ") == 1
