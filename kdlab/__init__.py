@@ -7,7 +7,7 @@ The loss kdlab teaches:
 
 __version__ = "0.1.0"
 
-from kdlab.losses import (  # noqa: E402
+from kdlab.losses import (
     KDLossParts,
     alpha_from_ce_weighting,
     check_hyperparameters,
@@ -16,3 +16,6 @@ from kdlab.losses import (  # noqa: E402
     soft_term_gradient,
     soft_term_gradient_high_T,
 )
+
+__all__ = ["KDLossParts", "alpha_from_ce_weighting", "check_hyperparameters", "kd_loss", "soft_targets",
+           "soft_term_gradient", "soft_term_gradient_high_T"]

@@ -72,3 +72,18 @@ def load_checkpoint(path, *, expect_spec: dict | None = None, expect: dict | Non
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit the model they claim to be ({error})") from None
     return model.eval(), metadata
+
+
+def reuse_checkpoint(path, *, expect_spec: dict, expect: dict) -> tuple[nn.Module, dict] | None:
+    """(model, metadata) from `path` if it was made with exactly this spec and metadata, else None.
+
+    For caches that train on a miss: a missing file is a silent miss; a corrupt or mismatched one
+    is reported, because it is about to be replaced.
+    """
+    if not Path(path).exists():
+        return None
+    try:
+        return load_checkpoint(path, expect_spec=expect_spec, expect=expect)
+    except CheckpointError as error:
+        print(f"Not reusing the saved model: {error}. Training a new one.")
+        return None

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 from kdlab import distributed
-from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.data import TensorData, load_dataset
 from kdlab.models import build_model, count_parameters, teacher_spec
 from kdlab.train import distill, evaluate, fit, pick_device
@@ -49,12 +49,10 @@ def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", e
     spec = teacher_spec(train.input_shape, train.num_classes)
     path = teacher_path(root, train.name, seed)
     expected = {"dataset": train.name, "seed": seed, "epochs": epochs}
-    if path.exists() and not retrain:
-        try:
-            teacher, metadata = load_checkpoint(path, expect_spec=spec, expect=expected)
-            return teacher.to(pick_device(device)), metadata
-        except CheckpointError as error:
-            print(f"Not reusing the saved teacher: {error}. Training a new one.")
+    saved = None if retrain else reuse_checkpoint(path, expect_spec=spec, expect=expected)
+    if saved:
+        teacher, metadata = saved
+        return teacher.to(pick_device(device)), metadata
     teacher = build_model(spec, seed=seed)
     history = fit(teacher, train, test, epochs=epochs, seed=seed, device=device, progress=progress)
     scores = evaluate(teacher, test, device=device)

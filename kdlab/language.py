@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.experiment import mean_sd
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
@@ -231,12 +231,10 @@ def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dic
     spec = spec or language_specs(corpus)[0]
     path = teacher_path(root, corpus, seed)
     expected = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "seed": seed, "steps": steps}
-    if path.exists() and not retrain:
-        try:
-            teacher, metadata = load_checkpoint(path, expect_spec=spec, expect=expected)
-            return teacher.to(pick_device(device)), metadata
-        except CheckpointError as error:
-            print(f"Not reusing the saved teacher: {error}. Training a new one.")
+    saved = None if retrain else reuse_checkpoint(path, expect_spec=spec, expect=expected)
+    if saved:
+        teacher, metadata = saved
+        return teacher.to(pick_device(device)), metadata
     context = spec["context"]
     teacher = build_model(spec, seed=seed)
     history = train_language_model(teacher, text_windows(corpus.train, context),

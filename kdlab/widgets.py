@@ -25,7 +25,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from kdlab import experiment
-from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.data import TensorData
 from kdlab.losses import kd_loss, soft_targets, soft_term_gradient
 from kdlab.models import build_model, student_spec
@@ -163,13 +163,13 @@ def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *
     or trained on hard labels and saved first, so the page starts without training."""
     path = Path(root) / f"explorer-baseline-{transfer.name}-seed{seed}.pt"
     expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer)}
-    try:
-        student, metadata = load_checkpoint(path, expect_spec=spec, expect=expected)
+    saved = reuse_checkpoint(path, expect_spec=spec, expect=expected)
+    if saved:
+        student, metadata = saved
         return student.to(pick_device(device)), metadata["curve"]
-    except CheckpointError:  # missing, or made with other settings: train a new one
-        student, curve = train_with_curve(spec, transfer, test, epochs=epochs, seed=seed, device=device)
-        save_checkpoint(path, student, spec, **expected, curve=curve)
-        return student, curve
+    student, curve = train_with_curve(spec, transfer, test, epochs=epochs, seed=seed, device=device)
+    save_checkpoint(path, student, spec, **expected, curve=curve)
+    return student, curve
 
 
 def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = experiment.STUDENT_EPOCHS,

@@ -67,3 +67,16 @@ def test_mismatches_are_reported(tmp_path):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(path)
+
+
+def test_reuse_checkpoint_misses_silently_on_no_file_and_says_why_on_a_mismatch(tmp_path, capsys):
+    from kdlab.checkpoints import reuse_checkpoint
+
+    assert reuse_checkpoint(tmp_path / "none.pt", expect_spec=SPEC, expect={}) is None
+    assert capsys.readouterr().out == ""
+    _, path = saved(tmp_path)
+    model, metadata = reuse_checkpoint(path, expect_spec=SPEC, expect={"dataset": "digits"})
+    assert metadata["dataset"] == "digits"
+    assert reuse_checkpoint(path, expect_spec=SPEC, expect={"seed": 1}) is None
+    printed = capsys.readouterr().out
+    assert "Not reusing the saved model" in printed and "seed=0, expected 1" in printed

@@ -137,7 +137,7 @@ def test_the_teacher_is_trained_once_then_loaded(small_corpus, tmp_path, capsys)
     assert path.stat().st_mtime_ns == stamp
     assert metadata_again["validation_loss"] == metadata["validation_loss"]
     load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=6, progress=False, device="cpu")
-    assert "Not reusing the saved teacher" in capsys.readouterr().out  # another step count: retrained
+    assert "Not reusing the saved model" in capsys.readouterr().out  # another step count: retrained
 
 
 def test_compare_language_students_starts_both_students_alike(small_corpus):

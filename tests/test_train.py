@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kdlab.data import TensorData, load_dataset
+from kdlab.data import load_dataset
 from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
 from kdlab.train import distill, evaluate, fit, pick_device, predict_logits
 
