@@ -32,6 +32,8 @@ from kdlab.train import autocast, evaluate, pick_device, predict_logits
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 GRID_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+SWEEP_LR = 1e-3  # sweep()'s defaults, which a cached grid must also match
+SWEEP_BATCH_SIZE = 64
 
 
 @dataclass
@@ -72,8 +74,8 @@ class Grid:
 
 
 def sweep(teacher, transfer, test, spec: dict, temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS, *,
-          epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3, batch_size: int = 64, device=None,
-          progress: bool = True) -> Grid:
+          epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = SWEEP_LR,
+          batch_size: int = SWEEP_BATCH_SIZE, device=None, progress: bool = True) -> Grid:
     """Distil one student per (T, alpha) on `transfer`, all in one batched pass, and score each on `test`.
 
     Cell k (row-major) starts from `build_model(spec, seed=seed + k)`; see `distill_students`.
@@ -188,18 +190,30 @@ def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_
                      offline: bool = False) -> Grid:
     """The default experiment's grid from `<root>/grid-<dataset>.json`, or swept and saved first.
 
-    A missing or corrupt file, or one made with other settings, is recomputed with a message
-    saying why. Students follow kdlab.experiment: STUDENT_SIZE on TRANSFER_SIZE labelled examples.
+    Loads the dataset and the teacher, then `grid_from_cache_or_sweep`. A missing or corrupt file,
+    or one made with other settings, is recomputed with a message saying why.
     """
     temperatures, alphas = _check_axes(temperatures, alphas)
     train, test, teacher, teacher_metadata = experiment.load_data_and_teacher(
         dataset, root, offline=offline, device=device, progress=progress)
-    transfer = train.subset(experiment.TRANSFER_SIZE)
-    spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
-    expected = {"epochs": epochs, "seed": seed, "lr": 1e-3, "batch_size": 64,
+    return grid_from_cache_or_sweep(root, train.subset(experiment.TRANSFER_SIZE, seed=seed), test, teacher,
+                                    teacher_metadata, temperatures=temperatures, alphas=alphas, epochs=epochs,
+                                    seed=seed, device=device, progress=progress)
+
+
+def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teacher: nn.Module, teacher_metadata: dict,
+                             *, temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS,
+                             epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None,
+                             progress: bool = True) -> Grid:
+    """`load_or_run_grid` for a caller that already holds the transfer set, test set and teacher
+    (with the metadata its checkpoint was saved with): the grid from `<root>/grid-<dataset>.json`
+    if it matches these settings, else swept (STUDENT_SIZE students) and saved first."""
+    temperatures, alphas = _check_axes(temperatures, alphas)
+    spec = student_spec(transfer.input_shape, experiment.STUDENT_SIZE, transfer.num_classes)
+    expected = {"epochs": epochs, "seed": seed, "lr": SWEEP_LR, "batch_size": SWEEP_BATCH_SIZE,
                 "transfer_size": len(transfer), "student": spec, "interrupted": False,
                 "teacher_accuracy": teacher_metadata["accuracy"]}  # a retrained teacher makes the grid stale
-    path = grid_path(root, train.name)
+    path = grid_path(root, transfer.name)
     reason = _reason_to_recompute(path, temperatures, alphas, expected)
     if reason is None:
         return Grid.from_json(json.loads(path.read_text()))

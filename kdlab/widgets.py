@@ -22,6 +22,7 @@ from ipympl.backend_nbagg import Canvas, FigureManager
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+import torch.nn.functional as F
 from torch import nn
 
 from kdlab import experiment
@@ -29,7 +30,7 @@ from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.data import TensorData
 from kdlab.losses import kd_loss, soft_targets, soft_term_gradient
 from kdlab.models import build_model, student_spec
-from kdlab.sweep import Grid, load_or_run_grid
+from kdlab.sweep import Grid, grid_from_cache_or_sweep
 from kdlab.train import evaluate, fit, pick_device, predict_logits
 from kdlab.viz import PROJECTOR_STYLE
 
@@ -74,15 +75,26 @@ def gradient_panel(teacher_logits: torch.Tensor, student_logits: torch.Tensor, l
     return {"soft": _numpy(soft * T**2), "soft_without_T2": _numpy(soft), "hard": _numpy(hard_gradient)}
 
 
+LIMIT_TEMPERATURES = np.geomspace(*T_RANGE, 25)  # where gradient_limit samples T_RANGE
+
+
 def gradient_limit(teacher_logits: torch.Tensor, student_logits: torch.Tensor, label: int) -> float:
-    """The largest gradient panel (c) can show for this example anywhere in T_RANGE and alpha in [0, 1].
+    """10% above the largest gradient panel (c) shows for this example at 25 sampled temperatures
+    spanning T_RANGE (LIMIT_TEMPERATURES) and any alpha in [0, 1].
 
     The panel keeps this y-range while T and alpha move, so shrinking bars are seen to shrink.
+    Closed form, every sampled T at once: each term is largest at alpha = 1 (soft) or alpha = 0
+    (hard); the hard gradient softmax(z_s) - onehot does not depend on T; the soft one is
+    T^2 * (1/T)(q_T - p_T) = T (q_T - p_T), and T (q_T - p_T) / T^2 without the T^2 factor.
     """
-    largest = max(np.abs(values).max()  # each term is largest at alpha = 1 (soft) or alpha = 0 (hard)
-                  for T in np.geomspace(*T_RANGE, 25) for alpha in (0.0, 1.0)
-                  for values in gradient_panel(teacher_logits, student_logits, label, T, alpha).values())
-    return float(largest) * 1.1
+    temperatures = torch.as_tensor(LIMIT_TEMPERATURES, dtype=torch.float64)[:, None]  # (nT, 1)
+    student, teacher = student_logits.detach().double(), teacher_logits.detach().double()
+    # soft_term_gradient at T = 1 of logits already divided by T is q_T - p_T, for all nT rows at once
+    difference = soft_term_gradient(student[None] / temperatures, teacher[None] / temperatures, 1.0)
+    hard = torch.softmax(student, dim=-1) - F.one_hot(torch.tensor(label), len(student)).double()
+    largest = max(float((temperatures * difference).abs().max()), float((difference / temperatures).abs().max()),
+                  float(hard.abs().max()))
+    return largest * 1.1
 
 
 def grid_panel(grid: Grid, T: float, alpha: float) -> dict:
@@ -108,6 +120,7 @@ class ExplorerData:
     baseline_curve: list[float]  # the baseline student's test accuracy after each epoch
     epochs: int
     device: torch.device
+    seed: int = 0  # picks the transfer set and every student's initial weights and batches
 
 
 def all_panels(data: ExplorerData, T: float, alpha: float, example: int) -> dict:
@@ -126,7 +139,9 @@ def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teac
     """A student trained on `transfer` (distilled when a teacher is given) and its test accuracy per epoch.
 
     The student is scored by itself after each epoch (the teacher is not re-run on the test set),
-    which keeps a curve cheap. `on_epoch(epochs_done)` reports progress. Returns (model, curve).
+    which keeps a curve cheap. `on_epoch(epochs_done)` reports progress. Returns (model, curve,
+    interrupted): interrupted is True when Ctrl-C (KeyboardInterrupt) cut training short, and the
+    curve then has fewer than `epochs` points (possibly none).
     """
     model = build_model(spec, seed=seed)
     curve: list[float] = []
@@ -137,9 +152,9 @@ def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teac
             on_epoch(len(curve))
 
     with _one_cpu_thread():
-        fit(model, transfer, None, epochs=epochs, seed=seed, device=device, progress=False, teacher=teacher,
-            T=T, alpha=alpha, on_epoch=record)
-    return model, curve
+        history = fit(model, transfer, None, epochs=epochs, seed=seed, device=device, progress=False,
+                      teacher=teacher, T=T, alpha=alpha, on_epoch=record)
+    return model, curve, history.interrupted
 
 
 @contextlib.contextmanager
@@ -160,15 +175,21 @@ def _one_cpu_thread():
 def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *, root="data",
                            epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None):
     """(baseline student, its test-accuracy curve), from `<root>/explorer-baseline-<dataset>-seed<seed>.pt`
-    or trained on hard labels and saved first, so the page starts without training."""
+    or trained on hard labels and saved first, so the page starts without training.
+
+    A baseline whose training was interrupted is returned but not saved, so the next start trains it again."""
     path = Path(root) / f"explorer-baseline-{transfer.name}-seed{seed}.pt"
     expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer)}
     saved = reuse_checkpoint(path, expect_spec=spec, expect=expected)
     if saved:
         student, metadata = saved
         return student.to(pick_device(device)), metadata["curve"]
-    student, curve = train_with_curve(spec, transfer, test, epochs=epochs, seed=seed, device=device)
-    save_checkpoint(path, student, spec, **expected, curve=curve)
+    student, curve, interrupted = train_with_curve(spec, transfer, test, epochs=epochs, seed=seed, device=device)
+    if interrupted:
+        print(f"The baseline's training was interrupted after {len(curve)} of {epochs} epochs, so it is shown "
+              "but not saved.")
+    else:
+        save_checkpoint(path, student, spec, **expected, curve=curve)
     return student, curve
 
 
@@ -181,17 +202,17 @@ def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = ex
     from the teacher's.
     """
     device = pick_device(device)
-    train, test, teacher, _ = experiment.load_data_and_teacher(dataset, root, offline=offline, device=device,
-                                                               progress=progress)
-    grid = load_or_run_grid(root, dataset=dataset, epochs=epochs, seed=seed, device=device, progress=progress,
-                            offline=offline)
-    transfer = train.subset(experiment.TRANSFER_SIZE, seed=seed)
+    train, test, teacher, teacher_metadata = experiment.load_data_and_teacher(dataset, root, offline=offline,
+                                                                              device=device, progress=progress)
+    transfer = train.subset(experiment.TRANSFER_SIZE, seed=seed)  # the grid's, the baseline's and Train now's
+    grid = grid_from_cache_or_sweep(root, transfer, test, teacher, teacher_metadata, epochs=epochs, seed=seed,
+                                    device=device, progress=progress)
     spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
     student, curve = load_or_train_baseline(spec, transfer, test, root=root, epochs=epochs, seed=seed, device=device)
     return ExplorerData(test=test, teacher_logits=predict_logits(teacher, test.inputs, device=device).cpu(),
                         student_logits=predict_logits(student, test.inputs, device=device).cpu(), grid=grid,
                         teacher=teacher, transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=epochs,
-                        device=device)
+                        device=device, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the widget layer
@@ -378,7 +399,7 @@ class Explorer:
         teacher_accuracy = (data.teacher_logits.argmax(1) == data.test.labels.cpu()).float().mean().item()
         ax.axhline(teacher_accuracy, color="black", linestyle="--", linewidth=1.5,
                    label=f"teacher ({teacher_accuracy:.3f})")
-        low = min(data.baseline_curve[len(data.baseline_curve) // 5:] or data.baseline_curve)
+        low = min(data.baseline_curve[len(data.baseline_curve) // 5:] or data.baseline_curve or [1.0])
         ax.set(xlim=(0, data.epochs), ylim=(max(0.0, low - 0.1), 1.0), xlabel="epoch", ylabel="test accuracy",
                title="Students on the transfer set")
         ax.legend(loc="lower right")
@@ -467,8 +488,9 @@ class Explorer:
         try:
             def on_epoch(done):
                 self.progress.value = done
-            _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=T,
-                                        alpha=alpha, epochs=data.epochs, device=data.device, on_epoch=on_epoch)
+            _, curve, interrupted = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher,
+                                                     T=T, alpha=alpha, epochs=data.epochs, seed=data.seed,
+                                                     device=data.device, on_epoch=on_epoch)
         finally:
             self.train_button.disabled = False
         seconds = time.perf_counter() - start
@@ -478,9 +500,13 @@ class Explorer:
         with rc_context(PROJECTOR_STYLE):
             self._trained_line.axes.legend(loc="lower right")
         self.figures["curves"].canvas.draw_idle()
-        self.train_status.value = (f"Distilled at T = {T:.3g}, α = {alpha:.2f} in {seconds:.1f} s: test accuracy "
-                                   f"<b>{curve[-1]:.3f}</b> (baseline {data.baseline_curve[-1]:.3f}).")
-        self.last_training = {"T": T, "alpha": alpha, "curve": curve, "seconds": seconds}
+        baseline = f"{data.baseline_curve[-1]:.3f}" if data.baseline_curve else "not measured"
+        accuracy = f"test accuracy <b>{curve[-1]:.3f}</b>" if curve else "no epoch finished"
+        cut_short = (f"<b style='color:#a60'>Interrupted after {len(curve)} of {data.epochs} epochs</b>: "
+                     if interrupted else "")
+        self.train_status.value = (f"{cut_short}Distilled at T = {T:.3g}, α = {alpha:.2f} in {seconds:.1f} s: "
+                                   f"{accuracy} (baseline {baseline}).")
+        self.last_training = {"T": T, "alpha": alpha, "curve": curve, "seconds": seconds, "interrupted": interrupted}
 
 
 def _describe(spec: dict) -> str:

@@ -1,5 +1,6 @@
 """The explorer without a browser: pure panel functions, and the widgets driven by setting .value in Python."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -41,7 +42,8 @@ def data(digits, grid):
     transfer, test = digits
     teacher = build_model(mlp_spec(transfer.input_shape, hidden=(32,)), seed=1)
     spec = mlp_spec(transfer.input_shape, hidden=(16,))
-    student, curve = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
+    student, curve, interrupted = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
+    assert not interrupted
     return ExplorerData(test=test, teacher_logits=teacher(test.inputs).detach() * 5,
                         student_logits=student(test.inputs).detach(), grid=grid, teacher=teacher,
                         transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=EPOCHS,
@@ -98,6 +100,24 @@ def test_without_T2_the_soft_gradient_falls_as_one_over_T_squared():
     (without_40, with_40), (without_80, with_80) = largest(40.0), largest(80.0)
     assert without_40 / without_80 == pytest.approx(4.0, rel=0.03)
     assert with_40 / with_80 == pytest.approx(1.0, rel=0.03)
+
+
+def _gradient_limit_by_autograd(teacher_logits, student_logits, label):
+    """gradient_limit as it was first written: 50 gradient_panel calls, the reference for the closed form."""
+    largest = max(np.abs(values).max() for T in widgets.LIMIT_TEMPERATURES for alpha in (0.0, 1.0)
+                  for values in gradient_panel(teacher_logits, student_logits, label, T, alpha).values())
+    return float(largest) * 1.1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gradient_limit_in_closed_form_equals_the_autograd_maximum(seed):
+    generator = torch.Generator().manual_seed(seed)
+    teacher, student = torch.randn(2, 10, generator=generator) * (1 + 4 * seed)
+    label = seed % 10
+    assert gradient_limit(teacher, student, label) == pytest.approx(
+        _gradient_limit_by_autograd(teacher, student, label), rel=1e-6)
+    assert gradient_limit(TEACHER_LOGITS, STUDENT_LOGITS, LABEL) == pytest.approx(
+        _gradient_limit_by_autograd(TEACHER_LOGITS, STUDENT_LOGITS, LABEL), rel=1e-6)
 
 
 def test_gradient_limit_bounds_every_bar_over_the_sliders_ranges():
@@ -198,7 +218,7 @@ def test_train_now_distils_a_student_and_draws_its_curve(explorer, data):
     x, y = explorer._trained_line.get_data()
     np.testing.assert_array_equal(y, result["curve"])
     assert "Distilled at T = 2, α = 0.50" in explorer.train_status.value
-    _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=2.0, alpha=0.5,
+    _, curve, _ = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=2.0, alpha=0.5,
                                 epochs=EPOCHS, device="cpu")
     assert curve == result["curve"]  # the same seed gives the same student
 
@@ -218,3 +238,51 @@ def test_the_baseline_is_trained_once_then_loaded(digits, tmp_path):
         assert torch.equal(a, b)
     _, longer = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS + 1, device="cpu")
     assert len(longer) == EPOCHS + 1  # other settings: retrained, not reused
+
+
+def _interrupt_after(forward_calls):
+    """A build_model that raises KeyboardInterrupt (Ctrl-C) on the model's `forward_calls`-th forward pass."""
+    real_build_model = widgets.build_model
+
+    def build_model(spec, seed):
+        model = real_build_model(spec, seed=seed)
+        calls = []
+
+        def interrupt(module, inputs, output):
+            calls.append(1)
+            if len(calls) == forward_calls:
+                raise KeyboardInterrupt
+        model.register_forward_hook(interrupt)
+        return model
+    return build_model
+
+
+def test_an_interrupted_baseline_is_returned_but_never_cached(digits, tmp_path, monkeypatch, capsys):
+    transfer, test = digits
+    spec = mlp_spec(transfer.input_shape, hidden=(8,))
+    monkeypatch.setattr(widgets, "build_model", _interrupt_after(2))  # 40 examples: 1 batch + 1 evaluation per epoch
+    _, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert len(curve) < EPOCHS
+    assert not list(tmp_path.glob("explorer-baseline-*.pt"))
+    assert "interrupted" in capsys.readouterr().out
+    monkeypatch.undo()
+    _, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
+
+
+def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch):
+    monkeypatch.setattr(widgets, "build_model", _interrupt_after(1))  # before any epoch finishes
+    explorer.train_button.click()
+    assert explorer.last_training["interrupted"] and explorer.last_training["curve"] == []
+    assert "Interrupted after 0 of" in explorer.train_status.value
+    assert "no epoch finished" in explorer.train_status.value
+    assert not explorer.train_button.disabled
+
+
+def test_train_now_uses_the_explorers_seed(data):
+    explorer = Explorer(dataclasses.replace(data, seed=5))
+    explorer.train_button.click()
+    _, curve, _ = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher,
+                                   T=explorer.temperature.value, alpha=explorer.alpha.value, epochs=EPOCHS, seed=5,
+                                   device="cpu")
+    assert explorer.last_training["curve"] == curve
