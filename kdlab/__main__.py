@@ -14,12 +14,11 @@ import math
 import sys
 from pathlib import Path
 
-from kdlab.checkpoints import CheckpointError
 from kdlab import distributed, experiment, language
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
-from kdlab.experiment import compare_students, load_data_and_teacher, load_or_train_teacher
+from kdlab.experiment import compare_students, load_or_train_teacher
 from kdlab.models import STUDENT_SIZES, student_spec
-from kdlab.text import DEFAULT_CORPUS, CorpusError, load_corpus
+from kdlab.text import DEFAULT_CORPUS, load_corpus
 from kdlab.train import pick_device
 
 
@@ -32,7 +31,7 @@ def main(argv=None) -> int:
         parser.error(str(error))
     try:
         return arguments.run(arguments, device)
-    except (DatasetUnavailable, CheckpointError, CorpusError) as error:
+    except (DatasetUnavailable, ValueError) as error:  # CheckpointError and CorpusError are ValueErrors
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -62,10 +61,15 @@ def run_distill(arguments, device) -> int:
     arguments.alpha = defaults.ALPHA if arguments.alpha is None else arguments.alpha
     if text_run:
         return run_language_distill(arguments, device)
-    train, test, teacher, teacher_metadata = load_data_and_teacher(
-        arguments.dataset, arguments.data_root, offline=arguments.offline,
-        teacher_epochs=arguments.teacher_epochs, device=device, progress=arguments.progress)
+    train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
+    if arguments.transfer_size > len(train):
+        print(f"error: --transfer-size {arguments.transfer_size} is more than the {len(train)} training examples "
+              f"of {train.name}; use at most {len(train)}, or 0 for all of them", file=sys.stderr)
+        return 2
     transfer = train.subset(arguments.transfer_size) if arguments.transfer_size else train
+    teacher, teacher_metadata = load_or_train_teacher(train, test, root=arguments.data_root,
+                                                      epochs=arguments.teacher_epochs, device=device,
+                                                      progress=arguments.progress)
     spec = student_spec(train.input_shape, arguments.student, train.num_classes)
     print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; "
           f"{arguments.student} students on {len(transfer)} labelled examples, T={arguments.temperature}, "

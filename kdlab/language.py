@@ -5,8 +5,9 @@ next-character distribution is a soft target. The logits (batch, length, vocab) 
 (batch*length, vocab), so the "batchmean" KL and the cross-entropy average over characters.
 
 The text is cut once into windows of `context + 1` characters on a fixed grid (each window
-overlaps the next by one character, so every character is predicted exactly once per pass).
-Batches are random windows, drawn from a seeded generator: a baseline and a distilled student
+overlaps the next by one character, so every character after the first has exactly one window
+that predicts it; a tail shorter than a window is dropped). Batches are windows drawn at random,
+with replacement, from a seeded generator: a baseline and a distilled student
 with the same seed see the same batches. Because the windows never move, the teacher's logits
 for the whole training text are computed once (`teacher_logits`) and sliced per batch: one
 teacher pass over the text replaces one per step, for every student and every seed.
@@ -29,7 +30,7 @@ from kdlab.experiment import mean_sd
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.text import CharCorpus
-from kdlab.train import autocast, pick_device
+from kdlab.train import autocast, pick_device, predict_logits
 
 # The default language experiment, sized for 2 CPU cores (see notebook 08 for a GPU setting).
 CONTEXT = 64
@@ -77,16 +78,9 @@ class LanguageHistory:
         return asdict(self)
 
 
-@torch.no_grad()
 def teacher_logits(teacher: nn.Module, windows: torch.Tensor, *, device=None, batch_size: int = 256) -> torch.Tensor:
     """The teacher's next-character logits for every window, once, stored as float16 to halve the memory."""
-    device = pick_device(device)
-    teacher.to(device).eval()
-    chunks = []
-    for start in range(0, len(windows), batch_size):
-        with autocast(device):
-            chunks.append(teacher(windows[start:start + batch_size, :-1].to(device)).half())
-    return torch.cat(chunks)
+    return predict_logits(teacher, windows[:, :-1], device=device, batch_size=batch_size).half()
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ start from identical weights.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -30,6 +31,10 @@ def cnn_spec(input_shape, channels=(32, 64, 128), num_classes=10, dropout=0.0):
 def gpt_spec(vocab_size, context=64, width=96, depth=3, heads=4, dropout=0.0):
     """A GPT-style character model: `depth` blocks of causal self-attention, `width` wide,
     reading up to `context` characters and predicting the next one from `vocab_size` symbols."""
+    for name, value in (("vocab_size", vocab_size), ("context", context), ("width", width), ("depth", depth),
+                        ("heads", heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     if width % heads:
         raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
     return {"family": "gpt", "vocab_size": vocab_size, "context": context, "width": width,
@@ -69,6 +74,11 @@ def build_model(spec, seed=None):
     if family not in builders:
         raise ValueError(f"unknown model family {family!r} in spec {spec!r}; expected one of {sorted(builders)}")
     arguments = {key: value for key, value in spec.items() if key != "family"}
+    parameters = inspect.signature(builders[family]).parameters
+    required = {name for name, parameter in parameters.items() if parameter.default is parameter.empty}
+    if not required <= set(arguments) <= set(parameters):
+        raise ValueError(f"a {family} spec takes the keys {sorted(parameters)}, got {sorted(arguments)}; "
+                         "build specs with mlp_spec, cnn_spec or gpt_spec")
     if seed is None:
         return builders[family](**arguments)
     with torch.random.fork_rng(devices=[]):

@@ -75,10 +75,12 @@ def autocast(device: torch.device):
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, inputs: torch.Tensor, *, device=None, batch_size: int = 2048) -> torch.Tensor:
-    """The model's logits in eval mode (float32, on `device`), in chunks so large sets fit."""
+    """The model's logits in eval mode (float32, on `device`), in chunks so large sets fit.
+
+    The model moves to `device` too, so a model fresh from a checkpoint (on the CPU) just works."""
     device = pick_device(device)
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     try:
         with autocast(device):
             chunks = [model(inputs[start:start + batch_size].to(device, non_blocking=True)).float()
@@ -107,7 +109,7 @@ def _scores(model: nn.Module, data: TensorData, teacher_predictions: torch.Tenso
 
 
 def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, epochs: int = 20,
-        lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64, seed: int = 0,
+        lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,
         T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None,
         compile: bool = False) -> History:
@@ -135,7 +137,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         if test is not None:
             teacher_test_predictions = predict_logits(teacher, test.inputs, device=device).argmax(dim=1)
     loader = make_loader(train, batch_size, shuffle=True, device=device, seed=seed, extras=extras)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     trained = distributed.wrap(model, device)
     trained = torch.compile(trained) if compile else trained
     history = History()

@@ -103,7 +103,7 @@ def plot_soft_targets(logits, temperatures: Sequence[float], classes: Sequence[s
     positions = np.arange(len(classes))
     width = 0.8 / len(temperatures)
     for index, T in enumerate(temperatures):
-        probabilities = soft_targets(logits, T).numpy()
+        probabilities = _as_numpy(soft_targets(logits, T))
         ax.bar(positions + (index - (len(temperatures) - 1) / 2) * width, probabilities, width, label=f"T = {T:g}")
     ax.set_xticks(positions, classes)
     ax.set_xlabel("class")

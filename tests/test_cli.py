@@ -61,6 +61,22 @@ def test_bad_arguments_give_a_usage_error_not_a_traceback(arguments, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_transfer_set_larger_than_the_data_is_refused_before_any_training(tmp_path):
+    result = run_cli("distill", "--transfer-size", "5000", "--data-root", str(tmp_path))
+    assert result.returncode == 2
+    assert "more than the 1297 training examples" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # no teacher was trained first
+
+
+def test_a_text_too_short_to_train_on_is_an_error_not_a_traceback(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("def f(): return 1\n" * 3)
+    result = run_cli("distill", "--text", str(short), "--data-root", str(tmp_path), "--steps", "1",
+                     "--teacher-steps", "1", "--seeds", "1", "--no-progress")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+
+
 def test_teacher_refuses_the_text_corpus_with_a_pointer_to_distill(capsys):
     assert main(["teacher", "--dataset", "pydoc-text"]) == 2
     assert "distill --dataset pydoc-text" in capsys.readouterr().err

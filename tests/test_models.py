@@ -40,3 +40,14 @@ def test_bad_specs_are_refused_clearly():
     with pytest.raises(ValueError, match="unknown model family"):
         build_model({"family": "transformer"})
     assert cnn_spec((3, 32, 32))["family"] == "cnn"
+
+
+def test_specs_with_missing_extra_or_impossible_values_are_refused_clearly():
+    from kdlab.models import gpt_spec
+
+    with pytest.raises(ValueError, match="a mlp spec takes the keys"):
+        build_model({"family": "mlp", "input_shape": [1, 8, 8]})
+    with pytest.raises(ValueError, match="a mlp spec takes the keys"):
+        build_model({**mlp_spec((1, 8, 8), hidden=(4,)), "colour": "blue"})
+    with pytest.raises(ValueError, match="heads must be a whole number of at least 1"):
+        gpt_spec(100, heads=0)

@@ -116,3 +116,14 @@ def test_predict_logits_works_in_chunks_and_keeps_the_mode(digits):
     whole = predict_logits(model, train.inputs[:100], batch_size=1000)
     chunked = predict_logits(model, train.inputs[:100], batch_size=7)
     assert torch.allclose(whole, chunked, atol=1e-6) and model.training
+
+
+def test_evaluate_moves_the_model_to_the_device_it_is_asked_for(digits):
+    # A model fresh from a checkpoint sits on the CPU; evaluating it on a GPU must move it there.
+    _, test = digits
+    model = small_student(test)
+    moves = []
+    original = model.to
+    model.to = lambda *args, **kwargs: moves.append(args) or original(*args, **kwargs)
+    evaluate(model, test, device="cpu")
+    assert (torch.device("cpu"),) in moves
