@@ -30,7 +30,7 @@ from kdlab.experiment import mean_sd
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.text import CharCorpus
-from kdlab.train import autocast, pick_device, predict_logits
+from kdlab.train import autocast, pick_device, predict_logits, restores_global_rng
 
 # The default language experiment, sized for 2 CPU cores (see notebook 08 for a GPU setting).
 CONTEXT = 64
@@ -101,6 +101,7 @@ def validation_loss(model: nn.Module, windows: torch.Tensor, *, device=None, bat
     return total.item() / windows[:, 1:].numel()
 
 
+@restores_global_rng
 def train_language_model(model: nn.Module, windows: torch.Tensor, validation: torch.Tensor, *, steps: int,
                          batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE, seed: int = 0, device=None,
                          cached_teacher_logits: torch.Tensor | None = None, T: float = TEMPERATURE,

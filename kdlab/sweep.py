@@ -4,7 +4,7 @@ Every cell of the grid is one student distilled at its own (T, alpha); the alpha
 ignores the teacher (pure cross-entropy) and is the baseline the other columns are read
 against. Cell k (row-major: k = row * len(alphas) + column) starts from
 `build_model(spec, seed=seed + k)`, and all students see the same batches (drawn with `seed`),
-so a cell equals `distill(build_model(spec, seed + k), teacher, ..., seed=seed)`.
+so a cell equals `distill(build_model(spec, seed + k), teacher, ..., seed=seed)` within float rounding.
 """
 
 from __future__ import annotations
@@ -118,7 +118,6 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     for T, alpha in zip(temperatures, alphas):
         check_hyperparameters(T, alpha)
     device = pick_device(device)
-    torch.manual_seed(seed)  # as in kdlab.train.fit
     students = [build_model(spec, seed=student_seed).to(device).train() for student_seed in seeds]
     parameters, buffers = stack_module_state(students)
     skeleton = copy.deepcopy(students[0]).to("meta")  # the architecture, without weights

@@ -15,6 +15,7 @@ Design choices that make the comparison fair and the loop fast:
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -108,6 +109,18 @@ def _scores(model: nn.Module, data: TensorData, teacher_predictions: torch.Tenso
     return result
 
 
+def restores_global_rng(train_function):
+    """Training seeds torch's global generator (dropout draws from it); give the caller's random
+    stream back afterwards, so the code after a training call is not silently fixed by its seed."""
+    @functools.wraps(train_function)
+    def train_and_restore(*args, **kwargs):
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return train_function(*args, **kwargs)
+    return train_and_restore
+
+
+@restores_global_rng
 def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, epochs: int = 20,
         lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,

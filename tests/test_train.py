@@ -127,3 +127,12 @@ def test_evaluate_moves_the_model_to_the_device_it_is_asked_for(digits):
     model.to = lambda *args, **kwargs: moves.append(args) or original(*args, **kwargs)
     evaluate(model, test, device="cpu")
     assert (torch.device("cpu"),) in moves
+
+
+def test_training_leaves_the_callers_random_stream_alone(digits):
+    train, _ = digits
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    fit(build_model(teacher_spec(train.input_shape), seed=0), train.subset(64), epochs=1, seed=5, progress=False)
+    assert torch.equal(torch.rand(3), expected)
