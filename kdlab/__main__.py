@@ -54,8 +54,31 @@ def run_teacher(arguments, device) -> int:
     return 0
 
 
+# Options that belong to one of distill's two experiments: (attribute, default). They default to
+# None so that one given to the other experiment is an error rather than silently ignored.
+IMAGE_OPTIONS = {"--epochs": ("epochs", experiment.STUDENT_EPOCHS),
+                 "--teacher-epochs": ("teacher_epochs", experiment.TEACHER_EPOCHS),
+                 "--student": ("student", experiment.STUDENT_SIZE),
+                 "--transfer-size": ("transfer_size", experiment.TRANSFER_SIZE)}
+TEXT_OPTIONS = {"--steps": ("steps", language.STUDENT_STEPS),
+                "--teacher-steps": ("teacher_steps", language.TEACHER_STEPS)}
+
+
 def run_distill(arguments, device) -> int:
     text_run = arguments.dataset == DEFAULT_CORPUS or arguments.text
+    if arguments.text and arguments.dataset not in ("digits", DEFAULT_CORPUS):
+        print(f"error: --text FILE trains a language model; it cannot be combined with --dataset {arguments.dataset}",
+              file=sys.stderr)
+        return 2
+    own, other = (TEXT_OPTIONS, IMAGE_OPTIONS) if text_run else (IMAGE_OPTIONS, TEXT_OPTIONS)
+    misplaced = [flag for flag, (name, _) in other.items() if getattr(arguments, name) is not None]
+    if misplaced:
+        kind = "image datasets" if text_run else f"--dataset {DEFAULT_CORPUS} or --text"
+        print(f"error: {', '.join(misplaced)} only apply to {kind}", file=sys.stderr)
+        return 2
+    for name, default in own.values():
+        if getattr(arguments, name) is None:
+            setattr(arguments, name, default)
     defaults = language if text_run else experiment  # T and alpha suit each experiment
     arguments.temperature = defaults.TEMPERATURE if arguments.temperature is None else arguments.temperature
     arguments.alpha = defaults.ALPHA if arguments.alpha is None else arguments.alpha
@@ -218,20 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
         "distill", parents=[common], help="teacher, baseline and distilled students over several seeds",
         description="Train (or load) the teacher, then for each seed a baseline student on hard labels and a "
                     "distilled student from the same initial weights, on a small labelled transfer set.")
-    students.add_argument("--epochs", type=positive_int, default=experiment.STUDENT_EPOCHS, help="student epochs")
-    students.add_argument("--teacher-epochs", type=positive_int, default=experiment.TEACHER_EPOCHS)
     students.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
     students.add_argument("--temperature", "-T", type=temperature,
                           help=f"default: {experiment.TEMPERATURE} (images), {language.TEMPERATURE} (text)")
     students.add_argument("--alpha", type=unit_interval, help=f"weight of the teacher term; default: "
                           f"{experiment.ALPHA} (images), {language.ALPHA} (text)")
-    students.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), default=experiment.STUDENT_SIZE)
-    students.add_argument("--transfer-size", type=non_negative_int, default=experiment.TRANSFER_SIZE,
-                          help="labelled examples the students learn from; 0 = the whole training set")
+    images = students.add_argument_group("image datasets")
+    images.add_argument("--epochs", type=positive_int, help=f"student epochs (default: {experiment.STUDENT_EPOCHS})")
+    images.add_argument("--teacher-epochs", type=positive_int, help=f"default: {experiment.TEACHER_EPOCHS}")
+    images.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), help=f"default: {experiment.STUDENT_SIZE}")
+    images.add_argument("--transfer-size", type=non_negative_int,
+                        help="labelled examples the students learn from; 0 = the whole training set "
+                             f"(default: {experiment.TRANSFER_SIZE})")
     text = students.add_argument_group(f"language models (--dataset {DEFAULT_CORPUS} or --text FILE)")
     text.add_argument("--text", metavar="FILE", help="a UTF-8 text file to use instead of Python's help text")
-    text.add_argument("--steps", type=positive_int, default=language.STUDENT_STEPS, help="student training steps")
-    text.add_argument("--teacher-steps", type=positive_int, default=language.TEACHER_STEPS)
+    text.add_argument("--steps", type=positive_int, help=f"student training steps (default: {language.STUDENT_STEPS})")
+    text.add_argument("--teacher-steps", type=positive_int, help=f"default: {language.TEACHER_STEPS}")
     students.set_defaults(run=run_distill)
 
     fetch = commands.add_parser("download", help="download a torchvision dataset into --data-root")

@@ -61,6 +61,18 @@ def test_bad_arguments_give_a_usage_error_not_a_traceback(arguments, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--dataset", "pydoc-text", "--epochs", "5"], "--epochs only apply to image datasets"),
+    (["--text", "notes.txt", "--student", "tiny", "--transfer-size", "9"], "--student, --transfer-size only apply"),
+    (["--steps", "10"], "--steps only apply to --dataset pydoc-text or --text"),
+    (["--dataset", "mnist", "--text", "notes.txt"], "cannot be combined with --dataset mnist"),
+])
+def test_options_of_the_other_experiment_are_refused_not_ignored(tmp_path, capsys, arguments, message):
+    assert main(["distill", "--data-root", str(tmp_path), *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any data or teacher work
+
+
 def test_a_transfer_set_larger_than_the_data_is_refused_before_any_training(tmp_path):
     result = run_cli("distill", "--transfer-size", "5000", "--data-root", str(tmp_path))
     assert result.returncode == 2
