@@ -18,6 +18,13 @@ from kdlab import (
     soft_term_gradient,
     soft_term_gradient_high_T,
 )
+from kdlab.losses import (
+    MAX_GRADIENT_TEMPERATURE,
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    check_hyperparameters,
+    check_temperature,
+)
 
 
 # --- an independent reference, written from the definitions in numpy / float64 -------------
@@ -89,6 +96,41 @@ def test_low_precision_logits_are_computed_in_float32(dtype):
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+# Across the documented range, both ends included, and at every logit scale a model produces.
+RANGE_TEMPERATURES = [MIN_TEMPERATURE, 0.1, 0.5, 1.0, 4.0, 20.0, 50.0, MAX_TEMPERATURE]
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 5.0, 30.0])
+@pytest.mark.parametrize("T", RANGE_TEMPERATURES)
+def test_float32_loss_and_gradient_are_accurate_across_the_temperature_range(T, scale):
+    student, teacher, labels = make_batch(32, 10, scale=scale, seed=20, dtype=torch.float32)
+    kl, ce = np_kl_ce(student.double().numpy(), teacher.double().numpy(), labels.numpy(), T)
+    leaf, reference_leaf = student.clone().requires_grad_(), student.double().requires_grad_()
+    loss = kd_loss(leaf, teacher, labels, T=T, alpha=0.9)
+    (gradient,) = torch.autograd.grad(loss, leaf)
+    (reference_gradient,) = torch.autograd.grad(kd_loss(reference_leaf, teacher.double(), labels, T=T, alpha=0.9),
+                                                reference_leaf)
+    assert loss.item() == pytest.approx(0.9 * T**2 * kl + 0.1 * ce, rel=1e-5, abs=1e-3)  # 1e-3 nats, as documented
+    assert (gradient.double() - reference_gradient).abs().max() <= 1e-4 * reference_gradient.abs().max()
+
+
+def test_above_the_range_float32_is_no_longer_accurate():
+    """Why MAX_TEMPERATURE is where it is: the unchecked loss drifts as about 1e-7 * T^2 nats."""
+    student, teacher, labels = make_batch(32, 10, scale=1.0, seed=21, dtype=torch.float32)
+    kl, _ = np_kl_ce(student.double().numpy(), teacher.double().numpy(), labels.numpy(), 1e6)
+    true_soft_term = 1e12 * kl
+    soft_term = kd_loss(student, teacher, labels, T=1e6, alpha=1.0, check_inputs=False).item()
+    assert abs(soft_term - true_soft_term) > 100 * true_soft_term  # T = 1e6: garbage, hence the bound
+
+
+@pytest.mark.parametrize("T", [MIN_TEMPERATURE, 1.0, 100.0, MAX_GRADIENT_TEMPERATURE])
+def test_gradient_formula_is_accurate_up_to_its_own_bound(T):
+    student, teacher, _ = make_batch(64, 10, scale=1.0, seed=22, dtype=torch.float32)
+    got = soft_term_gradient(student, teacher, T).double()
+    reference = soft_term_gradient(student.double(), teacher.double(), T)
+    assert ((got - reference).norm(dim=1) / reference.norm(dim=1)).max() < 1e-3
+
+
 def test_soft_targets_is_tempered_softmax():
     logits = torch.tensor([[1.0, 2.0, 4.0], [0.0, -3.0, 3.0]], dtype=torch.float64)
     expected = np.exp(np_log_softmax(logits.numpy() / 2.5))
@@ -147,7 +189,7 @@ def test_teacher_gets_no_gradient():
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
-@pytest.mark.parametrize("T", [0.05, 1.0, 1000.0])
+@pytest.mark.parametrize("T", [MIN_TEMPERATURE, 1.0, MAX_TEMPERATURE])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_stable_for_extreme_logits_and_temperatures(scale, T, dtype):
     student, teacher, labels = make_batch(8, 10, scale=scale, seed=7, dtype=dtype)
@@ -232,10 +274,14 @@ def _good():
 @pytest.mark.parametrize(
     "change, match",
     [
-        (dict(T=0.0), r"T must be a finite number > 0, got 0\.0"),
-        (dict(T=-1.0), r"T must be .*> 0, got -1\.0"),
-        (dict(T=float("inf")), r"T must be a finite .*, got inf"),
-        (dict(T=float("nan")), r"T must be a finite .*, got nan"),
+        (dict(T=0.0), r"T must be a number in \[0\.05, 100\], got 0\.0; outside that range float32"),
+        (dict(T=-1.0), r"T must be a number in \[0\.05, 100\], got -1\.0"),
+        (dict(T=1e-300), r"T must be a number in \[0\.05, 100\], got 1e-300"),
+        (dict(T=1e20), r"T must be a number in \[0\.05, 100\], got 1e\+20"),
+        (dict(T=0.049), r"got 0\.049"),
+        (dict(T=100.5), r"got 100\.5"),
+        (dict(T=float("inf")), r"T must be a number in .*, got inf"),
+        (dict(T=float("nan")), r"T must be a number in .*, got nan"),
         (dict(T=True), r"T must be .*got True of type bool"),
         (dict(T="4"), r"T must be .*got '4' of type str"),
         (dict(T=None), r"T must be .*got None of type NoneType"),
@@ -249,6 +295,8 @@ def _good():
         (dict(labels=torch.tensor([0, -1, 2, 2])), r"labels must be in \[0, 5\), got -1"),
         (dict(student_logits=torch.tensor([[0.0, float("nan"), 0, 0, 0]] * 4)), r"student_logits must be finite"),
         (dict(teacher_logits=torch.full((4, 5), float("inf"))), r"teacher_logits must be finite"),
+        (dict(student_logits=torch.empty(0, 5), teacher_logits=torch.empty(0, 5),
+              labels=torch.empty(0, dtype=torch.long)), r"the batch is empty \(logits of shape \(0, 5\)\)"),
     ],
 )
 def test_kd_loss_rejects_bad_inputs(change, match):
@@ -260,7 +308,10 @@ def test_kd_loss_rejects_bad_inputs(change, match):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda s, t: soft_targets(s, 0), r"T must be .*> 0, got 0"),
+        (lambda s, t: soft_targets(s, 0), r"T must be a number in \[0\.05, 100\], got 0"),
+        (lambda s, t: soft_targets(s, 1e6), r"T must be a number in \[0\.05, 100\], got 1000000\.0"),
+        (lambda s, t: soft_term_gradient(s, t, 1e9), r"T must be a number in \[0\.05, 1000\], got 1000000000\.0"),
+        (lambda s, t: soft_term_gradient_high_T(s, t, 0.01), r"T must be a number in \[0\.05, 1000\]"),
         (lambda s, t: soft_term_gradient(s, t[:, :3], 2.0), r"same shape, got \(4, 5\) and \(4, 3\)"),
         (lambda s, t: soft_term_gradient_high_T(s, t, -2.0), r"T must be .*got -2\.0"),
         (lambda s, t: alpha_from_ce_weighting(2.0), r"alpha must be .*\[0, 1\], got 2\.0"),
@@ -272,9 +323,17 @@ def test_helpers_reject_bad_inputs(call, match):
         call(student, teacher)
 
 
-def test_unchecked_fast_path_gives_the_same_loss_and_check_hyperparameters_refuses_bad_values():
-    from kdlab.losses import check_hyperparameters
+def test_the_ends_of_the_range_are_accepted_everywhere():
+    student, teacher, labels = make_batch(4, 5, seed=16)
+    for T in (MIN_TEMPERATURE, MAX_TEMPERATURE):
+        check_temperature(T)
+        check_hyperparameters(T, 0.5)
+        assert torch.isfinite(kd_loss(student, teacher, labels, T=T)) and torch.isfinite(soft_targets(student, T)).all()
+    with pytest.raises(ValueError, match=r"T must be a number in \[0\.05, 100\], got 1e\+20; .*choose a T inside it"):
+        check_temperature(1e20)
 
+
+def test_unchecked_fast_path_gives_the_same_loss_and_check_hyperparameters_refuses_bad_values():
     student, teacher = torch.randn(6, 5), torch.randn(6, 5)
     labels = torch.randint(0, 5, (6,))
     checked = kd_loss(student, teacher, labels, T=3.0, alpha=0.4)
