@@ -3,13 +3,23 @@
 Written atomically (a temp file beside the target, then a rename) so an interrupted save never
 leaves half a file; loaded with `torch.load(weights_only=True)`, which refuses arbitrary pickled
 code. The model spec travels with the weights, so a checkpoint rebuilds its own network and a
-mismatch is caught with a message rather than a shape error deep inside torch.
+mismatch is caught with a message rather than a shape error deep inside torch. A SHA-256 of the
+tensors travels too, so flipped bytes are caught instead of loading silently. Every way a file can
+be damaged, malformed or foreign is one CheckpointError with a one-line message.
+
+Files get the user's umask, like any file the user creates. A save killed midway (SIGKILL) leaves
+its `.NAME.<random>.tmp` behind; the next save of NAME removes such files once they are stale:
+older than STALE_TEMPORARY_SECONDS and not locked. Each writer holds an flock on its temporary
+file until it is renamed, so a concurrent writer's file is never taken for an orphan.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
+import re
+import secrets
+import time
 from pathlib import Path
 
 import torch
@@ -18,32 +28,156 @@ from torch import nn
 import kdlab
 from kdlab.models import build_model
 
-FORMAT = "kdlab-checkpoint/1"
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so staleness rests on age alone
+    fcntl = None
+
+FORMAT = "kdlab-checkpoint/2"  # /2 adds the SHA-256; a /1 file is reported as outdated and retrained
+STALE_TEMPORARY_SECONDS = 60
+_ZIP_MAGIC = b"PK\x03\x04"  # what torch.save writes first
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or not the one that was asked for."""
 
 
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def tensors_sha256(state_dict: dict) -> str:
+    """SHA-256 over each tensor's name, dtype, shape and bytes, in name order: same weights, same hash."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _is_stale(temporary: Path) -> bool:
+    """Old enough not to be a writer that just started, and not locked by a writer still running."""
+    try:
+        if time.time() - temporary.stat().st_mtime < STALE_TEMPORARY_SECONDS:
+            return False
+        if fcntl is None:
+            return True
+        with open(temporary, "rb") as file:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock dies with its writer
+        return True
+    except OSError:  # gone already, or locked: leave it
+        return False
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temp files a killed save of `path` left behind (see the module docstring)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]+\.tmp")
+    for candidate in path.parent.iterdir():
+        if pattern.fullmatch(candidate.name) and _is_stale(candidate):
+            candidate.unlink(missing_ok=True)
+
+
+def _write_atomically(path, write) -> Path:
+    """Call write(binary_file) on a temp file beside `path`, then rename it over `path`.
+
+    The temp file is created with mode 0o666, so the kernel applies the user's umask; it stays
+    flock-ed until the rename, so another save's cleanup cannot mistake it for an orphan.
+    """
+    path = Path(path)
+    _remove_stale_temporaries(path)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            handle = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(handle, "wb") as file:
+            if fcntl is not None:
+                fcntl.flock(file, fcntl.LOCK_EX)
+            write(file)
+            file.flush()
+            if fcntl is not None:  # renamed while still locked: never a moment where it looks orphaned
+                os.replace(temporary, path)
+        if fcntl is None:  # Windows cannot rename an open file
+            os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomically(path, text: str) -> Path:
+    """Write UTF-8 `text` to `path` so that readers see the old file or the new one, never a mix.
+
+    The folder must exist (as for Path.write_text); the file gets the user's umask.
+    """
+    return _write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def is_checkpoint(path) -> bool:
+    """True if `path` is an existing file that looks like a checkpoint: a .pt/.pth name or torch's zip format.
+
+    Cheap (reads 4 bytes), for refusing to write something else, such as JSON, over a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if path.suffix in (".pt", ".pth"):
+        return True
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+    except OSError:
+        return False
+
+
 def save_checkpoint(path, model: nn.Module, spec: dict, **metadata) -> Path:
-    """Save weights with the spec and metadata (dataset, seed, accuracy, ...; plain values only)."""
+    """Save weights with the spec, their SHA-256 and metadata (dataset, seed, accuracy, ...; plain values)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state_dict = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "spec": spec,
         "metadata": {"kdlab_version": kdlab.__version__, **metadata},
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "state_dict": state_dict,
+        "sha256": tensors_sha256(state_dict),
     }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return _write_atomically(path, lambda file: torch.save(payload, file))
+
+
+def _checked_payload(path: Path, payload) -> dict:
+    """The payload if it is a well-formed, undamaged kdlab checkpoint; otherwise CheckpointError."""
+    advice = "delete it and train again"
+    if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith("kdlab-checkpoint/"):
+        raise CheckpointError(f"{path} is not a kdlab checkpoint (expected format {FORMAT}); {advice}")
+    if payload["format"] != FORMAT:
+        raise CheckpointError(f"{path} has the outdated format {payload['format']} (this kdlab writes "
+                              f"{FORMAT}, with a SHA-256 of the weights); {advice}")
+    state_dict = payload.get("state_dict")
+    problems = [
+        (not isinstance(payload.get("spec"), dict), "no model spec"),
+        (not isinstance(payload.get("metadata"), dict), "no metadata dictionary"),
+        (not (isinstance(state_dict, dict)
+              and all(isinstance(name, str) and isinstance(tensor, torch.Tensor)
+                      for name, tensor in state_dict.items())), "no dictionary of named tensors"),
+        (not isinstance(payload.get("sha256"), str), "no SHA-256 of its weights"),
+    ]
+    for missing, what in problems:
+        if missing:
+            raise CheckpointError(f"{path} is malformed: it has {what}; {advice}")
     try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+        digest = tensors_sha256(state_dict)
+    except Exception as error:  # e.g. sparse or meta tensors, which no kdlab model saves
+        raise CheckpointError(_one_line(f"{path} is malformed: its tensors cannot be read ({error}); "
+                                        f"{advice}")) from None
+    if digest != payload["sha256"]:
+        raise CheckpointError(f"{path} is damaged: its weights do not match their SHA-256; {advice}")
+    return payload
 
 
 def load_checkpoint(path, *, expect_spec: dict | None = None, expect: dict | None = None,
@@ -57,28 +191,28 @@ def load_checkpoint(path, *, expect_spec: dict | None = None, expect: dict | Non
     except Exception as error:  # torch raises zip, unpickling and EOF errors for damaged files
         raise CheckpointError(f"{path} is corrupt or not a kdlab checkpoint ({type(error).__name__}); "
                               "delete it and train again") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a kdlab checkpoint (expected format {FORMAT}); "
-                              "delete it and train again")
+    payload = _checked_payload(path, payload)
     spec, metadata = payload["spec"], payload["metadata"]
     if expect_spec is not None and spec != expect_spec:
-        raise CheckpointError(f"{path} holds a different model: {spec} (expected {expect_spec})")
+        raise CheckpointError(_one_line(f"{path} holds a different model: {spec} (expected {expect_spec})"))
     for key, value in (expect or {}).items():
         if metadata.get(key) != value:
-            raise CheckpointError(f"{path} was made with {key}={metadata.get(key)!r}, expected {value!r}")
-    model = build_model(spec)
+            raise CheckpointError(_one_line(f"{path} was made with {key}={metadata.get(key)!r}, "
+                                            f"expected {value!r}"))
     try:
+        model = build_model(spec)
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit the model they claim to be ({error})") from None
+    except Exception as error:  # a spec kdlab cannot build, or weights of other names or shapes
+        raise CheckpointError(_one_line(f"{path}: weights do not fit the model they claim to be "
+                                        f"({type(error).__name__}: {error})")) from None
     return model.eval(), metadata
 
 
 def reuse_checkpoint(path, *, expect_spec: dict, expect: dict) -> tuple[nn.Module, dict] | None:
     """(model, metadata) from `path` if it was made with exactly this spec and metadata, else None.
 
-    For caches that train on a miss: a missing file is a silent miss; a corrupt or mismatched one
-    is reported, because it is about to be replaced.
+    For caches that train on a miss: a missing file is a silent miss; a corrupt, malformed,
+    outdated or mismatched one is reported in one line, because it is about to be replaced.
     """
     if not Path(path).exists():
         return None

@@ -146,7 +146,8 @@ def soft_term_gradient(student_logits, teacher_logits, T):
     Autograd of the batchmean kl equals this divided by the batch size; the gradient of the
     weighted soft term alpha * T^2 * kl is alpha * T^2 times that.
     """
-    _validate(T=T, student_logits=student_logits, teacher_logits=teacher_logits, max_T=MAX_GRADIENT_TEMPERATURE)
+    _validate(T=T, student_logits=student_logits, teacher_logits=teacher_logits,
+              max_T=MAX_GRADIENT_TEMPERATURE)
     return (_softmax(student_logits, T) - _softmax(teacher_logits, T)) / T
 
 
@@ -156,7 +157,8 @@ def soft_term_gradient_high_T(student_logits, teacher_logits, T):
     Valid only for zero-mean logits and T large compared with the logits (Hinton et al. 2015,
     section 2.1); it shows why the soft gradients fall as 1/T^2.
     """
-    _validate(T=T, student_logits=student_logits, teacher_logits=teacher_logits, max_T=MAX_GRADIENT_TEMPERATURE)
+    _validate(T=T, student_logits=student_logits, teacher_logits=teacher_logits,
+              max_T=MAX_GRADIENT_TEMPERATURE)
     num_classes = student_logits.shape[-1]
     return (_upcast(student_logits) - _upcast(teacher_logits)) / (num_classes * T**2)
 

@@ -1,8 +1,12 @@
+import os
+import time
+
 import pytest
 import torch
 
 import kdlab
-from kdlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from kdlab.checkpoints import (FORMAT, CheckpointError, is_checkpoint, load_checkpoint, reuse_checkpoint,
+                               save_checkpoint, tensors_sha256, write_text_atomically)
 from kdlab.models import build_model, mlp_spec
 
 SPEC = mlp_spec((1, 8, 8), hidden=(12,))
@@ -64,14 +68,14 @@ def test_mismatches_are_reported(tmp_path):
         load_checkpoint(path, expect={"dataset": "mnist"})
     payload = torch.load(path, weights_only=True)
     payload["state_dict"]["1.weight"] = torch.zeros(3, 3)
+    payload["sha256"] = tensors_sha256(payload["state_dict"])
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="do not fit") as error:
         load_checkpoint(path)
+    assert "\n" not in str(error.value)  # torch's multi-line message, folded onto one line
 
 
 def test_reuse_checkpoint_misses_silently_on_no_file_and_says_why_on_a_mismatch(tmp_path, capsys):
-    from kdlab.checkpoints import reuse_checkpoint
-
     assert reuse_checkpoint(tmp_path / "none.pt", expect_spec=SPEC, expect={}) is None
     assert capsys.readouterr().out == ""
     _, path = saved(tmp_path)
@@ -80,3 +84,150 @@ def test_reuse_checkpoint_misses_silently_on_no_file_and_says_why_on_a_mismatch(
     assert reuse_checkpoint(path, expect_spec=SPEC, expect={"seed": 1}) is None
     printed = capsys.readouterr().out
     assert "Not reusing the saved model" in printed and "seed=0, expected 1" in printed
+
+
+def test_the_checkpoint_carries_the_sha256_of_its_tensors(tmp_path):
+    model, path = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == FORMAT == "kdlab-checkpoint/2"
+    assert payload["sha256"] == tensors_sha256(model.state_dict())
+    other = build_model(SPEC, seed=1).state_dict()
+    assert tensors_sha256(other) != payload["sha256"]
+    assert tensors_sha256(dict(reversed(list(other.items())))) == tensors_sha256(other)  # order-independent
+    bf16 = {"w": torch.ones(2, 3)}
+    assert tensors_sha256({"w": bf16["w"].bfloat16()}) != tensors_sha256(bf16)  # the dtype counts
+
+
+def test_flipped_bytes_inside_the_weights_are_caught(tmp_path):
+    model, path = saved(tmp_path)
+    weights = model.state_dict()["1.weight"].numpy().tobytes()  # 12 x 64 float32, stored raw in the zip
+    data = path.read_bytes()
+    start = data.index(weights)
+    path.write_bytes(data[:start] + bytes(b ^ 0x01 for b in data[start:start + 400]) + data[start + 400:])
+    assert torch.load(path, weights_only=True)["format"] == FORMAT  # torch itself loads it silently
+    with pytest.raises(CheckpointError, match="is damaged: its weights do not match their SHA-256"):
+        load_checkpoint(path)
+
+
+def _rewrite(path, change):
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.pop("spec"), "is malformed: it has no model spec"),
+    (lambda p: p.update(spec=["mlp"]), "is malformed: it has no model spec"),
+    (lambda p: p.update(metadata=[1, 2]), "is malformed: it has no metadata dictionary"),
+    (lambda p: p.update(state_dict=[torch.zeros(1)]), "is malformed: it has no dictionary of named tensors"),
+    (lambda p: p.update(state_dict={"w": 3}), "is malformed: it has no dictionary of named tensors"),
+    (lambda p: p.pop("sha256"), "is malformed: it has no SHA-256"),
+    (lambda p: p.update(sha256="0" * 64), "is damaged"),
+    (lambda p: (p.pop("sha256"), p.update(format="kdlab-checkpoint/1")),
+     "outdated format kdlab-checkpoint/1 "),
+    (lambda p: p.update(format=None), "not a kdlab checkpoint"),
+])
+def test_malformed_checkpoints_are_one_line_errors_and_get_retrained(tmp_path, capsys, change, message):
+    _, path = saved(tmp_path)
+    _rewrite(path, change)
+    with pytest.raises(CheckpointError, match=message) as error:
+        load_checkpoint(path, expect_spec=SPEC)
+    assert "\n" not in str(error.value)
+    assert reuse_checkpoint(path, expect_spec=SPEC, expect={"dataset": "digits"}) is None
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and printed.startswith("Not reusing the saved model")
+    assert message in printed
+
+
+@pytest.mark.parametrize("spec", [{"family": "no such model"}, {**SPEC, "hidden": "twelve"}, {}])
+def test_a_spec_kdlab_cannot_build_is_a_one_line_error(tmp_path, spec):
+    _, path = saved(tmp_path)
+    _rewrite(path, lambda p: p.update(spec=spec))
+    with pytest.raises(CheckpointError, match="do not fit the model they claim to be") as error:
+        load_checkpoint(path)
+    assert "\n" not in str(error.value)
+
+
+def test_foreign_files_are_one_line_errors(tmp_path):
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointError, match="not a kdlab checkpoint"):
+        load_checkpoint(path)
+
+
+class _Malicious:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_a_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "spec": _Malicious(marker)}, path)
+    with pytest.raises(CheckpointError, match="corrupt or not a kdlab checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.fixture
+def umask():
+    """Set a umask for one test, and give the old one back."""
+    previous = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_files_are_written_with_the_users_umask(tmp_path, umask, mask):
+    umask(mask)
+    _, path = saved(tmp_path)
+    text = write_text_atomically(tmp_path / "results.json", "{}")
+    assert path.stat().st_mode & 0o777 == text.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def _temporary(path, name, age_seconds):
+    temporary = path.parent / name
+    temporary.write_bytes(b"half a checkpoint")
+    stamp = time.time() - age_seconds
+    os.utime(temporary, (stamp, stamp))
+    return temporary
+
+
+def test_the_next_save_removes_only_stale_temporaries_of_the_same_target(tmp_path):
+    import fcntl
+
+    _, path = saved(tmp_path)
+    orphan = _temporary(path, ".model.pt.k1ll3d_a.tmp", 3600)  # a save killed an hour ago
+    starting = _temporary(path, ".model.pt.y0ung123.tmp", 1)  # a writer that has just started
+    running = _temporary(path, ".model.pt.l0cked12.tmp", 3600)  # a slow writer, still holding its lock
+    other_target = _temporary(path, ".model.pt.backup.0rphan12.tmp", 3600)  # belongs to model.pt.backup
+    with open(running, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        save_checkpoint(path, build_model(SPEC, seed=1), SPEC)
+    assert not orphan.exists()
+    assert starting.exists() and running.exists() and other_target.exists()
+    reloaded = load_checkpoint(path)[0].state_dict()["1.weight"]
+    assert reloaded.equal(build_model(SPEC, seed=1).state_dict()["1.weight"])
+
+
+def test_write_text_atomically_replaces_whole_files_or_nothing(tmp_path):
+    path = write_text_atomically(tmp_path / "results.json", '{"old": 1}')
+    assert path.read_text() == '{"old": 1}'
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomically(path, "\ud800 cannot be encoded")
+    assert path.read_text() == '{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    write_text_atomically(path, "new ✓")
+    assert path.read_text(encoding="utf-8") == "new ✓"
+
+
+def test_is_checkpoint_recognises_checkpoints_and_nothing_else(tmp_path):
+    _, path = saved(tmp_path)
+    renamed = tmp_path / "weights.bin"
+    renamed.write_bytes(path.read_bytes())
+    results = write_text_atomically(tmp_path / "results.json", "{}")
+    assert is_checkpoint(path) and is_checkpoint(renamed)
+    assert not is_checkpoint(results)
+    assert not is_checkpoint(tmp_path / "missing.pt") and not is_checkpoint(tmp_path)

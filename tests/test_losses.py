@@ -108,9 +108,9 @@ def test_float32_loss_and_gradient_are_accurate_across_the_temperature_range(T, 
     leaf, reference_leaf = student.clone().requires_grad_(), student.double().requires_grad_()
     loss = kd_loss(leaf, teacher, labels, T=T, alpha=0.9)
     (gradient,) = torch.autograd.grad(loss, leaf)
-    (reference_gradient,) = torch.autograd.grad(kd_loss(reference_leaf, teacher.double(), labels, T=T, alpha=0.9),
-                                                reference_leaf)
-    assert loss.item() == pytest.approx(0.9 * T**2 * kl + 0.1 * ce, rel=1e-5, abs=1e-3)  # 1e-3 nats, as documented
+    reference_loss = kd_loss(reference_leaf, teacher.double(), labels, T=T, alpha=0.9)
+    (reference_gradient,) = torch.autograd.grad(reference_loss, reference_leaf)
+    assert loss.item() == pytest.approx(0.9 * T**2 * kl + 0.1 * ce, rel=1e-5, abs=1e-3)  # 1e-3 nats, documented
     assert (gradient.double() - reference_gradient).abs().max() <= 1e-4 * reference_gradient.abs().max()
 
 
@@ -310,7 +310,7 @@ def test_kd_loss_rejects_bad_inputs(change, match):
     [
         (lambda s, t: soft_targets(s, 0), r"T must be a number in \[0\.05, 100\], got 0"),
         (lambda s, t: soft_targets(s, 1e6), r"T must be a number in \[0\.05, 100\], got 1000000\.0"),
-        (lambda s, t: soft_term_gradient(s, t, 1e9), r"T must be a number in \[0\.05, 1000\], got 1000000000\.0"),
+        (lambda s, t: soft_term_gradient(s, t, 1e9), r"T must be a number in \[0\.05, 1000\], got 1000000000"),
         (lambda s, t: soft_term_gradient_high_T(s, t, 0.01), r"T must be a number in \[0\.05, 1000\]"),
         (lambda s, t: soft_term_gradient(s, t[:, :3], 2.0), r"same shape, got \(4, 5\) and \(4, 3\)"),
         (lambda s, t: soft_term_gradient_high_T(s, t, -2.0), r"T must be .*got -2\.0"),
@@ -328,8 +328,9 @@ def test_the_ends_of_the_range_are_accepted_everywhere():
     for T in (MIN_TEMPERATURE, MAX_TEMPERATURE):
         check_temperature(T)
         check_hyperparameters(T, 0.5)
-        assert torch.isfinite(kd_loss(student, teacher, labels, T=T)) and torch.isfinite(soft_targets(student, T)).all()
-    with pytest.raises(ValueError, match=r"T must be a number in \[0\.05, 100\], got 1e\+20; .*choose a T inside it"):
+        assert torch.isfinite(kd_loss(student, teacher, labels, T=T))
+        assert torch.isfinite(soft_targets(student, T)).all()
+    with pytest.raises(ValueError, match=r"T must be a number in \[0\.05, 100\], got 1e\+20; .*a T inside it"):
         check_temperature(1e20)
 
 
