@@ -235,9 +235,13 @@ def _decompress_idx_files(raw_folder: Path) -> None:
         unpacked = packed.with_suffix("")
         if not unpacked.exists():
             partial = unpacked.with_name(unpacked.name + ".part")
-            with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
-                shutil.copyfileobj(source, target)
-            os.replace(partial, unpacked)
+            try:
+                with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
+                    shutil.copyfileobj(source, target)
+                os.replace(partial, unpacked)
+            except BaseException:  # a bad gzip (or Ctrl-C) must not leave a .part file behind
+                partial.unlink(missing_ok=True)
+                raise
 
 
 def _torchvision_split(name: str, root, *, train: bool, offline: bool):
