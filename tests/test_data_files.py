@@ -7,7 +7,8 @@ import pytest
 
 from kdlab.data import DatasetUnavailable, _decompress_idx_files, load_dataset
 
-IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_NAMES = [f"{split}-{kind}-ubyte" for split in ("train", "t10k")
+             for kind in ("images-idx3", "labels-idx1")]
 
 
 def _truncated_gzip():
