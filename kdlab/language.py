@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.experiment import mean_sd
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.text import CharCorpus
@@ -73,6 +74,7 @@ class LanguageHistory:
     validation_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    steps_completed: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +113,8 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
     On hard labels (next-character cross-entropy), or, given the teacher's logits for the same
     windows (`teacher_logits`), with kd_loss at T and alpha over every position. Validation
     cross-entropy is measured `evaluations` times, evenly spaced. Same seed, same numbers on the CPU.
+    Ctrl-C raises TrainingInterrupted (its history says how many steps finished); the model keeps
+    the weights it had reached.
     """
     if steps < 1 or batch_size < 1 or evaluations < 1:
         raise ValueError(f"steps, batch_size and evaluations must be at least 1 "
@@ -132,8 +136,8 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
     history = LanguageHistory()
     loss_sum, losses_summed = torch.zeros((), device=device), 0
     start = time.perf_counter()
-    bar = tqdm(range(1, steps + 1), desc="distil" if cache is not None else "train",
-               disable=not progress, leave=False)
+    kind = "distil" if cache is not None else "train"
+    bar = tqdm(range(1, steps + 1), desc=kind, disable=not progress, leave=False)
     try:
         for step in bar:
             index = batches[step - 1].to(device)
@@ -147,6 +151,7 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            history.steps_completed = step
             loss_sum += loss.detach()
             losses_summed += 1
             if step in checkpoints:
@@ -158,7 +163,9 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
                 bar.set_postfix(validation=f"{history.validation_loss[-1]:.3f}")
     except KeyboardInterrupt:
         history.interrupted = True
-        print(f"Interrupted after {len(history.step)} evaluation(s); the model keeps what it has learned.")
+        history.seconds = time.perf_counter() - start
+        raise TrainingInterrupted(f"{kind} interrupted after {history.steps_completed} of {steps} steps; "
+                                  "the model keeps the weights it had reached", history=history) from None
     finally:
         bar.close()
         model.eval()
@@ -213,7 +220,9 @@ def characters_per_second(model: nn.Module, windows: torch.Tensor, *, batch_size
 # The experiment the CLI and notebook 08 share.
 
 def teacher_path(root, corpus: CharCorpus, seed: int) -> Path:
-    return Path(root) / f"teacher-{corpus.name}-seed{seed}.pt"
+    """`lm-` keeps text teachers apart from image teachers (digits.txt is not the digits dataset), and
+    the corpus hash keeps two texts with the same file name apart."""
+    return Path(root) / f"lm-teacher-{corpus.name}-{corpus.fingerprint[:12]}-seed{seed}.pt"
 
 
 def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dict | None = None,
@@ -222,6 +231,8 @@ def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dic
     """(teacher, metadata): from its checkpoint under `root`, or trained on the corpus and saved.
 
     A checkpoint made for another text, model, seed or step count is retrained and replaced.
+    Ctrl-C leaves that checkpoint as it was, saves the half-trained teacher under a name of its own
+    (never loaded automatically) and raises TrainingInterrupted saying where.
     """
     spec = spec or language_specs(corpus)[0]
     path = teacher_path(root, corpus, seed)
@@ -232,16 +243,23 @@ def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dic
         return teacher.to(pick_device(device)), metadata
     context = spec["context"]
     teacher = build_model(spec, seed=seed)
-    history = train_language_model(teacher, text_windows(corpus.train, context),
-                                   text_windows(corpus.validation, context), steps=steps, seed=seed,
-                                   device=device, progress=progress)
+    try:
+        history = train_language_model(teacher, text_windows(corpus.train, context),
+                                       text_windows(corpus.validation, context), steps=steps, seed=seed,
+                                       device=device, progress=progress)
+    except TrainingInterrupted as stop:
+        done = stop.history.steps_completed
+        kept = path.with_name(f"{path.stem}.interrupted-step{done}.pt")
+        if done:  # "steps" is what it had, so even a renamed copy never passes for the full teacher
+            save_checkpoint(kept, teacher, spec, **{**expected, "steps": done}, steps_requested=steps,
+                            interrupted=True, history=stop.history.as_dict())
+        where = f"; its weights are in {kept}, which is never loaded automatically" if done else ""
+        raise TrainingInterrupted(f"the teacher was {stop.message}{where}. {path} was left as it was",
+                                  history=stop.history) from None
     metadata = {**expected, "validation_loss": validation_loss(teacher, text_windows(corpus.validation, context),
                                                                device=device),
-                "seconds": history.seconds, "interrupted": history.interrupted, "history": history.as_dict()}
-    if history.interrupted:
-        print("The teacher was interrupted, so it is used but not saved.")
-    else:
-        save_checkpoint(path, teacher, spec, **metadata)
+                "seconds": history.seconds, "history": history.as_dict()}
+    save_checkpoint(path, teacher, spec, **metadata)
     return teacher, metadata
 
 
@@ -250,33 +268,40 @@ def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict
                               device=None, progress: bool = True, **options) -> dict:
     """For each seed, a baseline student (next-character labels) and a distilled student (kd_loss
     over every position) from the same initial weights and batches; validation loss in nats/char.
+
+    Ctrl-C raises TrainingInterrupted whose `partial` is this same summary over the seeds whose two
+    students both finished, with an "interrupted" note (None if no seed finished).
     """
     check_hyperparameters(T, alpha)
     train = text_windows(corpus.train, spec["context"])
     validation = text_windows(corpus.validation, spec["context"])
     start = time.perf_counter()
     cache = teacher_logits(teacher, train, device=device)
-    cache_seconds = time.perf_counter() - start
+    summary = {"teacher": validation_loss(teacher, validation, device=device),
+               "teacher_cache_seconds": time.perf_counter() - start,
+               "teacher_windows": len(train),
+               "teacher_parameters": count_parameters(teacher),
+               "student_parameters": count_parameters(build_model(spec))}
     runs = []
     for seed in seeds:
-        baseline, student = build_model(spec, seed=seed), build_model(spec, seed=seed)
-        baseline_history = train_language_model(baseline, train, validation, steps=steps, seed=seed,
-                                                device=device, progress=progress, **options)
-        distilled_history = train_language_model(student, train, validation, steps=steps, seed=seed,
-                                                 device=device, progress=progress, cached_teacher_logits=cache,
-                                                 T=T, alpha=alpha, **options)
-        runs.append({"seed": seed, "baseline": validation_loss(baseline, validation, device=device),
-                     "distilled": validation_loss(student, validation, device=device),
-                     "baseline_history": baseline_history.as_dict(),
-                     "distilled_history": distilled_history.as_dict(),
-                     "baseline_model": baseline, "distilled_model": student})
-        if baseline_history.interrupted or distilled_history.interrupted:
-            break
-    return {"runs": runs,
-            "teacher": validation_loss(teacher, validation, device=device),
-            "baseline": mean_sd(run["baseline"] for run in runs),
-            "distilled": mean_sd(run["distilled"] for run in runs),
-            "teacher_cache_seconds": cache_seconds,
-            "teacher_windows": len(train),
-            "teacher_parameters": count_parameters(teacher),
-            "student_parameters": count_parameters(build_model(spec))}
+        run = {"seed": seed}
+        for name, teaching in (("baseline", {}), ("distilled", {"cached_teacher_logits": cache, "T": T,
+                                                                 "alpha": alpha})):
+            model = build_model(spec, seed=seed)  # both students start from the same weights
+            try:
+                history = train_language_model(model, train, validation, steps=steps, seed=seed,
+                                               device=device, progress=progress, **teaching, **options)
+            except TrainingInterrupted as stop:
+                message = (f"seed {seed}, {name} student: {stop.message}; the comparison covers the "
+                           f"{len(runs)} seed(s) whose students both finished")
+                partial = {**_language_summary(runs, summary), "interrupted": message} if runs else None
+                raise TrainingInterrupted(message, history=stop.history, partial=partial) from None
+            run |= {name: validation_loss(model, validation, device=device),
+                    f"{name}_history": history.as_dict(), f"{name}_model": model}
+        runs.append(run)
+    return _language_summary(runs, summary)
+
+
+def _language_summary(runs: list[dict], summary: dict) -> dict:
+    return {"runs": runs, "baseline": mean_sd(run["baseline"] for run in runs),
+            "distilled": mean_sd(run["distilled"] for run in runs), **summary}

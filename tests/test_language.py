@@ -5,11 +5,14 @@ import sys
 import pytest
 import torch
 
+from kdlab import language
 from kdlab.__main__ import main
 from kdlab.checkpoints import load_checkpoint, save_checkpoint
+from kdlab.experiment import teacher_path as image_teacher_path
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.language import (characters_per_second, compare_language_students, load_or_train_language_teacher,
-                            next_character_logits, sample, teacher_logits, text_windows, train_language_model,
-                            validation_loss)
+                            next_character_logits, sample, teacher_logits, teacher_path, text_windows,
+                            train_language_model, validation_loss)
 from kdlab.losses import kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.text import load_corpus
@@ -130,7 +133,8 @@ def test_the_teacher_is_trained_once_then_loaded(small_corpus, tmp_path, capsys)
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     teacher, metadata = load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=5,
                                                        progress=False, device="cpu")
-    path = tmp_path / "teacher-abc-seed0.pt"
+    path = tmp_path / f"lm-teacher-abc-{small_corpus.fingerprint[:12]}-seed0.pt"
+    assert teacher_path(tmp_path, small_corpus, 0) == path
     stamp = path.stat().st_mtime_ns
     again, metadata_again = load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=5,
                                                            progress=False, device="cpu")
@@ -171,7 +175,7 @@ def test_cli_runs_the_language_experiment_and_writes_json(tmp_path, capsys):
     for name in ("teacher", "baseline", "distilled"):
         assert results[name]["validation_loss"] > 0
     assert results["settings"]["steps"] == 2
-    assert (tmp_path / "teacher-story-seed0.pt").exists()
+    assert list(tmp_path.glob("*.pt")) == [teacher_path(tmp_path, load_corpus(text), 0)]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -183,3 +187,114 @@ def test_cli_bad_text_file_is_an_error_not_a_traceback(tmp_path, content, messag
     result = run_cli("distill", "--dataset", "pydoc-text", "--text", str(path), "--data-root", str(tmp_path))
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_text_teachers_never_share_a_cache_name_with_image_teachers_or_other_texts(tmp_path):
+    first, second = tmp_path / "a" / "digits.txt", tmp_path / "b" / "digits.txt"
+    for path, text in ((first, "one text about digits. " * 20), (second, "another text entirely. " * 20)):
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+    names = {teacher_path("data", load_corpus(path), 0) for path in (first, second)}
+    assert len(names) == 2  # same file name, different text
+    assert image_teacher_path("data", "digits", 0) not in names
+
+
+def _interrupt_model(monkeypatch, model_number, forward_call):
+    """Make the `model_number`-th seeded model that kdlab.language builds raise KeyboardInterrupt (Ctrl-C)
+    on its `forward_call`-th forward pass."""
+    real_build_model, built = language.build_model, []
+
+    def build_model(spec, seed=None):
+        model = real_build_model(spec, seed=seed)
+        if seed is not None:
+            built.append(model)
+        if len(built) == model_number and built[-1] is model:
+            calls = []
+
+            def interrupt(module, inputs, output):
+                calls.append(1)
+                if len(calls) == forward_call:
+                    raise KeyboardInterrupt
+            model.register_forward_hook(interrupt)
+        return model
+    monkeypatch.setattr(language, "build_model", build_model)
+
+
+def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monkeypatch):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    windows, validation = text_windows(small_corpus.train, 16), text_windows(small_corpus.validation, 16)
+    _interrupt_model(monkeypatch, 1, forward_call=4)  # steps 1-3 finish, step 4 is cut off
+    model = language.build_model(spec, seed=0)
+    before = [parameter.detach().clone() for parameter in model.parameters()]
+    with pytest.raises(TrainingInterrupted, match="^train interrupted after 3 of 50 steps") as stop:
+        train_language_model(model, windows, validation, steps=50, evaluations=1, progress=False,
+                             device="cpu")
+    assert stop.value.history.interrupted and stop.value.history.steps_completed == 3
+    assert isinstance(stop.value, KeyboardInterrupt)  # code that knows nothing about it stops too
+    assert not model.training  # left in eval mode, with the weights it had reached
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_stays_intact(small_corpus, tmp_path,
+                                                                                   monkeypatch, capsys):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    train = dict(root=tmp_path, spec=spec, progress=False, device="cpu")
+    load_or_train_language_teacher(small_corpus, steps=5, **train)
+    path = teacher_path(tmp_path, small_corpus, 0)
+    previous = path.read_bytes()
+    _interrupt_model(monkeypatch, 1, forward_call=3)  # evaluated after every step: step 2 is cut off
+    with pytest.raises(TrainingInterrupted) as stop:
+        load_or_train_language_teacher(small_corpus, steps=6, **train)
+    kept = path.with_name(f"{path.stem}.interrupted-step1.pt")
+    assert stop.value.message == (f"the teacher was train interrupted after 1 of 6 steps; the model keeps "
+                                  f"the weights it had reached; its weights are in {kept}, which is never "
+                                  f"loaded automatically. {path} was left as it was")
+    assert path.read_bytes() == previous
+    _, metadata = load_checkpoint(kept, expect_spec=spec)
+    assert metadata["interrupted"] and metadata["steps"] == 1 and metadata["steps_requested"] == 6
+    monkeypatch.undo()
+    capsys.readouterr()
+    _, metadata = load_or_train_language_teacher(small_corpus, steps=6, **train)
+    assert metadata["history"]["steps_completed"] == 6  # retrained in full, the kept file not taken for it
+    assert "steps=5, expected 6" in capsys.readouterr().out
+
+
+def test_a_teacher_interrupted_before_its_first_step_is_not_saved(small_corpus, tmp_path, monkeypatch):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    _interrupt_model(monkeypatch, 1, forward_call=1)
+    with pytest.raises(TrainingInterrupted, match="after 0 of 6 steps.*was left as it was"):
+        load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=6, progress=False,
+                                       device="cpu")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("model_number, student", [(3, "baseline"), (4, "distilled")])  # both of seed 1
+def test_an_interrupted_comparison_reports_only_the_seeds_whose_students_both_finished(
+        small_corpus, monkeypatch, model_number, student):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    teacher = build_model(spec, seed=9)
+    options = dict(steps=4, T=1.0, alpha=0.5, progress=False, device="cpu", batch_size=8, evaluations=2)
+    complete = compare_language_students(teacher, small_corpus, spec, seeds=(0,), **options)
+    _interrupt_model(monkeypatch, model_number, forward_call=4)  # step 1, 2, evaluation, step 3 cut off
+    with pytest.raises(TrainingInterrupted) as stop:
+        compare_language_students(teacher, small_corpus, spec, seeds=(0, 1, 2), **options)
+    mode = "distil" if student == "distilled" else "train"
+    assert stop.value.message == (f"seed 1, {student} student: {mode} interrupted after 2 of 4 steps; the "
+                                  "model keeps the weights it had reached; the comparison covers the 1 "
+                                  "seed(s) whose students both finished")
+    partial = stop.value.partial
+    assert partial["interrupted"] == stop.value.message
+    assert set(partial) == set(complete) | {"interrupted"}  # the same shape as a finished comparison
+    assert [run["seed"] for run in partial["runs"]] == [0]
+    for name in ("baseline", "distilled"):
+        assert partial[name] == complete[name] and partial["runs"][0][name] == complete["runs"][0][name]
+
+
+def test_an_interrupted_first_seed_leaves_nothing_to_compare(small_corpus, monkeypatch):
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    _interrupt_model(monkeypatch, 2, forward_call=1)
+    expected = "^seed 0, distilled student: distil interrupted after 0 of 4 steps"
+    with pytest.raises(TrainingInterrupted, match=expected) as stop:
+        compare_language_students(build_model(spec, seed=9), small_corpus, spec, seeds=(0, 1), steps=4,
+                                  progress=False, device="cpu", batch_size=8, evaluations=2)
+    assert stop.value.partial is None
