@@ -1,10 +1,12 @@
 """A grid of students over temperature T x teacher weight alpha, and its cached accuracies.
 
-Every cell of the grid is one student distilled at its own (T, alpha); the alpha=0 column
-ignores the teacher (pure cross-entropy) and is the baseline the other columns are read
-against. Cell k (row-major: k = row * len(alphas) + column) starts from
-`build_model(spec, seed=seed + k)`, and all students see the same batches (drawn with `seed`),
-so a cell equals `distill(build_model(spec, seed + k), teacher, ..., seed=seed)` within float rounding.
+Every cell of the grid is the mean of `repeats` students distilled at its own (T, alpha); the
+alpha=0 column ignores the teacher (pure cross-entropy) and is the baseline the other columns are
+read against. Repetition r of cell k (row-major: k = row * len(alphas) + column) starts from
+`build_model(spec, seed=seed + r * cells + k)`, and all students see the same batches (drawn with
+`seed`), so a student equals `distill(build_model(spec, that seed), teacher, ..., seed=seed)`
+within float rounding. With repeats >= 2 a cell has a 95 % interval, and the grid can say which
+cells differ from the alpha=0 column by more than that noise.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +25,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from kdlab import experiment
+from kdlab.checkpoints import write_text_atomically
+from kdlab.comparison import mean_interval, paired_difference
 from kdlab.data import TensorData, make_loader
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, student_spec
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.train import autocast, evaluate, pick_device, predict_logits
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -38,13 +41,34 @@ SWEEP_BATCH_SIZE = 64
 
 @dataclass
 class Grid:
-    """Test accuracy of one student per (T, alpha): rows are temperatures, columns alphas."""
+    """Test accuracy per (T, alpha), the mean over repeated students: rows are temperatures, columns alphas."""
 
     temperatures: tuple[float, ...]
     alphas: tuple[float, ...]
-    accuracy: np.ndarray  # (len(temperatures), len(alphas))
+    accuracy: np.ndarray  # (len(temperatures), len(alphas)): the mean over runs
     dataset: str
-    settings: dict  # epochs, seed, transfer_size, student spec, ...
+    settings: dict  # epochs, seed, transfer_size, student spec, repeats, ...
+    runs: np.ndarray | None = None  # (repeats, len(temperatures), len(alphas)): every student's accuracy
+
+    def interval(self, row: int, column: int) -> tuple[float, float] | None:
+        """The 95 % t-interval of cell (row, column)'s mean over its runs; None with fewer than 2 runs."""
+        if self.runs is None or len(self.runs) < 2:
+            return None
+        summary = mean_interval(self.runs[:, row, column])
+        return summary["ci_low"], summary["ci_high"]
+
+    def within_noise(self) -> np.ndarray | None:
+        """(rows, columns) bools: True where a cell's paired difference from the alpha=0 cell of its row
+        (run r against run r) has a 95 % interval that contains 0, and for the alpha=0 column itself.
+
+        None when that cannot be said: fewer than 2 runs, or no alpha=0 column to compare with.
+        """
+        if self.runs is None or len(self.runs) < 2 or 0.0 not in self.alphas:
+            return None
+        reference = self.alphas.index(0.0)
+        return np.array([[column == reference or paired_difference(self.runs[:, row, reference],
+                                                                   self.runs[:, row, column]).verdict == "inconclusive"
+                          for column in range(len(self.alphas))] for row in range(len(self.temperatures))])
 
     def cell(self, T: float, alpha: float) -> tuple[int, int]:
         """(row, column) of the grid cell nearest to (T, alpha); T is compared on a log scale."""
@@ -55,7 +79,8 @@ class Grid:
 
     def to_json(self) -> dict:
         return {"temperatures": list(self.temperatures), "alphas": list(self.alphas),
-                "accuracy": self.accuracy.tolist(), "dataset": self.dataset, "settings": self.settings}
+                "accuracy": self.accuracy.tolist(), "dataset": self.dataset, "settings": self.settings,
+                "runs": None if self.runs is None else self.runs.tolist()}
 
     @classmethod
     def from_json(cls, payload: dict) -> Grid:
@@ -64,37 +89,43 @@ class Grid:
             grid = cls(temperatures=tuple(float(t) for t in payload["temperatures"]),
                        alphas=tuple(float(a) for a in payload["alphas"]),
                        accuracy=np.asarray(payload["accuracy"], dtype=float),
-                       dataset=str(payload["dataset"]), settings=dict(payload["settings"]))
+                       dataset=str(payload["dataset"]), settings=dict(payload["settings"]),
+                       runs=None if payload.get("runs") is None else np.asarray(payload["runs"], dtype=float))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a kdlab grid ({type(error).__name__}: {error})") from None
-        if grid.accuracy.shape != (len(grid.temperatures), len(grid.alphas)):
-            raise ValueError(f"grid accuracy has shape {grid.accuracy.shape}, expected "
-                             f"({len(grid.temperatures)}, {len(grid.alphas)})")
+        shape = (len(grid.temperatures), len(grid.alphas))
+        if grid.accuracy.shape != shape or (grid.runs is not None and grid.runs.shape[1:] != shape):
+            raise ValueError(f"grid accuracy has shape {grid.accuracy.shape} (runs "
+                             f"{None if grid.runs is None else grid.runs.shape}), expected {shape}")
         return grid
 
 
 def sweep(teacher, transfer, test, spec: dict, temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS, *,
           epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = SWEEP_LR,
-          batch_size: int = SWEEP_BATCH_SIZE, device=None, progress: bool = True) -> Grid:
-    """Distil one student per (T, alpha) on `transfer`, all in one batched pass, and score each on `test`.
+          batch_size: int = SWEEP_BATCH_SIZE, repeats: int = 1, device=None, progress: bool = True) -> Grid:
+    """Distil `repeats` students per (T, alpha) on `transfer`, all in one batched pass, and score each on `test`.
 
-    Cell k (row-major) starts from `build_model(spec, seed=seed + k)`; see `distill_students`.
+    Repetition r of cell k (row-major) starts from `build_model(spec, seed=seed + r * cells + k)`;
+    see `distill_students`. Ctrl-C raises TrainingInterrupted: a part of a grid is not a grid.
     """
     temperatures, alphas = _check_axes(temperatures, alphas)
-    cells = [(T, alpha) for T in temperatures for alpha in alphas]
-    students, interrupted = distill_students(
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    cells = [(T, alpha) for T in temperatures for alpha in alphas] * repeats
+    students = distill_students(
         spec, teacher, transfer, seeds=[seed + k for k in range(len(cells))],
         temperatures=[T for T, _ in cells], alphas=[alpha for _, alpha in cells],
         epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, device=device, progress=progress)
-    accuracy = np.array([evaluate(student, test, device=device)["accuracy"] for student in students])
+    runs = np.array([evaluate(student, test, device=device)["accuracy"] for student in students])
+    runs = runs.reshape(repeats, len(temperatures), len(alphas))
     settings = {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
-                "transfer_size": len(transfer), "student": spec, "interrupted": interrupted}
-    return Grid(temperatures, alphas, accuracy.reshape(len(temperatures), len(alphas)), transfer.name, settings)
+                "transfer_size": len(transfer), "student": spec, "repeats": repeats}
+    return Grid(temperatures, alphas, runs.mean(axis=0), transfer.name, settings, runs=runs)
 
 
 def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, seeds, temperatures, alphas,
                      epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3, batch_size: int = 64,
-                     device=None, progress: bool = True) -> tuple[list[nn.Module], bool]:
+                     device=None, progress: bool = True) -> list[nn.Module]:
     """Train len(seeds) students of one architecture at once; student k starts from
     `build_model(spec, seeds[k])` and is distilled at temperatures[k], alphas[k].
 
@@ -104,7 +135,8 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     (torch.func.stack_module_state) and one vmapped forward pass computes every student's logits;
     the per-student losses are summed, so each student's slice of the gradient is its own gradient,
     and Adam, elementwise, updates each slice as it would update that student alone.
-    Returns (trained students in eval mode, whether Ctrl-C stopped training early).
+    Returns the trained students in eval mode. Ctrl-C stops at once and raises TrainingInterrupted
+    (partial=None: students stopped mid-way are no grid).
     """
     seeds, temperatures, alphas = list(seeds), list(temperatures), list(alphas)
     if not len(seeds) == len(temperatures) == len(alphas) > 0:
@@ -132,9 +164,9 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     optimizer = torch.optim.Adam(parameters.values(), lr=lr, fused=True)
     T = torch.tensor(temperatures, dtype=torch.float32, device=device)
     alpha = torch.tensor(alphas, dtype=torch.float32, device=device)
-    interrupted = False
+    epoch = 0
     try:
-        for _ in tqdm(range(epochs), desc=f"{len(students)} students", disable=not progress, leave=False):
+        for epoch in tqdm(range(epochs), desc=f"{len(students)} students", disable=not progress, leave=False):
             for inputs, labels, teacher_batch in loader:
                 with autocast(device):
                     logits = all_logits(parameters, buffers, inputs)
@@ -143,14 +175,14 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
                 loss.backward()
                 optimizer.step()
     except KeyboardInterrupt:
-        interrupted = True
-        print("Interrupted; the students keep what they have learned so far.")
+        raise TrainingInterrupted(f"the sweep of {len(students)} students was interrupted in epoch {epoch + 1} "
+                                  f"of {epochs}; nothing was saved") from None
     stacked = {**parameters, **buffers}
     with torch.no_grad():
         for k, student in enumerate(students):
             for name, tensor in (*student.named_parameters(), *student.named_buffers()):
                 tensor.copy_(stacked[name][k])
-    return [student.eval() for student in students], interrupted
+    return [student.eval() for student in students]
 
 
 def batched_kd_loss(student_logits, teacher_logits, labels, T, alpha):
@@ -185,8 +217,8 @@ def grid_path(root, dataset: str) -> Path:
 
 
 def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS,
-                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None, progress: bool = True,
-                     offline: bool = False) -> Grid:
+                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, repeats: int = 1, device=None,
+                     progress: bool = True, offline: bool = False) -> Grid:
     """The default experiment's grid from `<root>/grid-<dataset>.json`, or swept and saved first.
 
     Loads the dataset and the teacher, then `grid_from_cache_or_sweep`. A missing or corrupt file,
@@ -197,33 +229,32 @@ def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_
         dataset, root, offline=offline, device=device, progress=progress)
     return grid_from_cache_or_sweep(root, train.subset(experiment.TRANSFER_SIZE, seed=seed), test, teacher,
                                     teacher_metadata, temperatures=temperatures, alphas=alphas, epochs=epochs,
-                                    seed=seed, device=device, progress=progress)
+                                    seed=seed, repeats=repeats, device=device, progress=progress)
 
 
 def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teacher: nn.Module, teacher_metadata: dict,
                              *, temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS,
-                             epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None,
+                             epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, repeats: int = 1, device=None,
                              progress: bool = True) -> Grid:
     """`load_or_run_grid` for a caller that already holds the transfer set, test set and teacher
     (with the metadata its checkpoint was saved with): the grid from `<root>/grid-<dataset>.json`
-    if it matches these settings, else swept (STUDENT_SIZE students) and saved first."""
+    if it matches these settings, else swept (STUDENT_SIZE students) and saved first.
+    An interrupted sweep raises TrainingInterrupted and saves nothing."""
     temperatures, alphas = _check_axes(temperatures, alphas)
     spec = student_spec(transfer.input_shape, experiment.STUDENT_SIZE, transfer.num_classes)
     expected = {"epochs": epochs, "seed": seed, "lr": SWEEP_LR, "batch_size": SWEEP_BATCH_SIZE,
-                "transfer_size": len(transfer), "student": spec, "interrupted": False,
+                "transfer_size": len(transfer), "student": spec, "repeats": repeats,
                 "teacher_accuracy": teacher_metadata["accuracy"]}  # a retrained teacher makes the grid stale
     path = grid_path(root, transfer.name)
     reason = _reason_to_recompute(path, temperatures, alphas, expected)
     if reason is None:
         return Grid.from_json(json.loads(path.read_text()))
-    print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid: {reason}.")
-    grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, device=device,
-                 progress=progress)
+    print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid ({repeats} student(s) per cell): {reason}.")
+    grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, repeats=repeats,
+                 device=device, progress=progress)
     grid.settings["teacher_accuracy"] = teacher_metadata["accuracy"]
-    if grid.settings["interrupted"]:
-        print("The sweep was interrupted, so its grid is shown but not saved.")
-    else:
-        _write_atomically(path, json.dumps(grid.to_json(), indent=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(grid.to_json(), indent=1))
     return grid
 
 
@@ -241,16 +272,3 @@ def _reason_to_recompute(path: Path, temperatures, alphas, expected: dict) -> st
         if grid.settings.get(key) != value:
             return f"{path} was made with {key}={grid.settings.get(key)!r}, expected {value!r}"
     return None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A temp file beside the target, then a rename: an interrupted write never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from kdlab import experiment
+from kdlab import sweep as sweep_module
 from kdlab.data import load_dataset
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
 from kdlab.sweep import Grid, batched_kd_loss, distill_students, load_or_run_grid, sweep
 from kdlab.losses import kd_loss
@@ -26,10 +28,9 @@ def test_a_batched_2x2_grid_equals_four_students_trained_one_at_a_time(setting):
     temperatures, alphas = (1.0, 8.0), (0.0, 0.75)
     grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=4, seed=5, progress=False)
     cells = [(T, alpha) for T in temperatures for alpha in alphas]
-    batched, interrupted = distill_students(spec, teacher, transfer, seeds=[5, 6, 7, 8],
+    batched = distill_students(spec, teacher, transfer, seeds=[5, 6, 7, 8],
                                             temperatures=[T for T, _ in cells], alphas=[a for _, a in cells],
                                             epochs=4, seed=5, progress=False)
-    assert not interrupted and not grid.settings["interrupted"]
     for k, (T, alpha) in enumerate(cells):
         alone = build_model(spec, seed=5 + k)  # the documented rule: cell k starts from seed + k
         distill(alone, teacher, transfer, T=T, alpha=alpha, epochs=4, seed=5, progress=False)
@@ -55,7 +56,7 @@ def test_batched_loss_equals_kd_loss_per_student():
 def test_cell_finds_the_nearest_grid_point_with_T_on_a_log_scale():
     grid = Grid((1.0, 2.0, 4.0, 8.0, 16.0), (0.0, 0.25, 0.5, 0.75, 1.0), np.zeros((5, 5)), "digits", {})
     assert grid.cell(2.9, 0.6) == (2, 2)  # log 2.9 is nearer log 4 than log 2, though 2.9 is nearer 2
-    assert grid.cell(0.1, 0.0) == (0, 0) and grid.cell(1000.0, 1.0) == (4, 4)
+    assert grid.cell(0.1, 0.0) == (0, 0) and grid.cell(100.0, 1.0) == (4, 4)
     assert grid.cell(8.0, 0.9) == (3, 4)
     with pytest.raises(ValueError, match="T must be"):
         grid.cell(0.0, 0.5)
@@ -123,3 +124,40 @@ def test_students_with_dropout_are_refused_and_empty_axes_too(setting):
                          alphas=[0.5], epochs=1, progress=False)
     with pytest.raises(ValueError, match="at least one"):
         sweep(teacher, transfer, test, student_spec(train.input_shape, "tiny"), (), (0.5,), epochs=1, progress=False)
+
+
+def test_repeats_average_students_that_start_from_the_documented_seeds(setting):
+    _, test, teacher, transfer, spec = setting
+    temperatures, alphas = (1.0, 4.0), (0.0, 1.0)
+    grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=2, seed=3, repeats=3, progress=False)
+    assert grid.runs.shape == (3, 2, 2) and grid.settings["repeats"] == 3
+    np.testing.assert_allclose(grid.accuracy, grid.runs.mean(axis=0))
+    alone = build_model(spec, seed=3 + 2 * 4 + 1)  # repetition 2 of cell 1 (T=1, alpha=1)
+    distill(alone, teacher, transfer, T=1.0, alpha=1.0, epochs=2, seed=3, progress=False)
+    assert grid.runs[2, 0, 1] == pytest.approx(evaluate(alone, test)["accuracy"], abs=1e-6)
+    low, high = grid.interval(0, 1)
+    assert low <= grid.accuracy[0, 1] <= high
+    again = Grid.from_json(json.loads(json.dumps(grid.to_json())))
+    np.testing.assert_array_equal(again.runs, grid.runs)
+
+
+def test_within_noise_marks_cells_whose_paired_difference_from_alpha_0_may_be_zero():
+    runs = np.array([[[0.90, 0.95, 0.91]], [[0.91, 0.96, 0.89]], [[0.92, 0.97, 0.93]]])  # 3 runs, 1 T, 3 alphas
+    grid = Grid((4.0,), (0.0, 0.5, 1.0), runs.mean(axis=0), "digits", {}, runs=runs)
+    np.testing.assert_array_equal(grid.within_noise(), [[True, False, True]])  # +0.05 on every run: signal
+    assert Grid((4.0,), (0.5, 1.0), runs.mean(axis=0)[:, 1:], "digits", {}, runs=runs[:, :, 1:]).within_noise() is None
+    one_run = Grid((4.0,), (0.0, 0.5, 1.0), runs[0], "digits", {}, runs=runs[:1])
+    assert one_run.within_noise() is None and one_run.interval(0, 0) is None
+
+
+def test_ctrl_c_stops_the_sweep_at_once_and_nothing_is_cached(setting, tmp_path, monkeypatch):
+    train, test, teacher, _, _ = setting
+    monkeypatch.setattr(experiment, "load_data_and_teacher", lambda *args, **kwargs: (train, test, teacher, {"accuracy": 0.9}))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sweep_module, "batched_kd_loss", interrupted)
+    with pytest.raises(TrainingInterrupted, match="interrupted in epoch 1 of 2") as error:
+        load_or_run_grid(tmp_path, epochs=2, temperatures=(1.0,), alphas=(0.0, 1.0), progress=False)
+    assert error.value.partial is None
+    assert not list(tmp_path.glob("grid-*"))
