@@ -9,7 +9,8 @@ Design choices that make the comparison fair and the loop fast:
   `.item()`, so nothing waits on the host until the epoch ends.
 - On CUDA the forward pass runs under bfloat16 autocast (the loss in float32), CNNs in channels_last;
   `compile=True` adds torch.compile. Under torchrun, training is data-parallel (kdlab.distributed).
-- Ctrl-C ends training cleanly: the model keeps what it learned and the history says so.
+- Ctrl-C stops training at once: the model keeps the weights it reached, and TrainingInterrupted
+  (a KeyboardInterrupt carrying the history) stops whatever would have used it next.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlab import distributed
-from kdlab.data import TensorData, make_loader
+from kdlab.data import TensorData, jitter, make_loader
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
 
 
@@ -125,19 +127,26 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,
         T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None,
-        compile: bool = False) -> History:
+        compile: bool = False, jitter_pixels: int = 0) -> History:
     """Train `model` in place with Adam on hard labels; with `teacher`, distil instead (kd_loss at T, alpha).
 
     Returns the per-epoch history. The same seed gives identical numbers on the CPU. `on_epoch`,
     if given, is called with the history after every epoch (a progress bar, a live curve).
     `compile=True` runs the training forward pass through torch.compile (worth it for long runs
-    on a GPU; the first epoch pays for the compilation). Under torchrun the model trains with
+    on a GPU; the first epoch pays for the compilation). `jitter_pixels` moves each training image
+    by up to that many pixels every time it is seen (teachers only: a distilled student's cached
+    teacher logits belong to the unshifted images). Under torchrun the model trains with
     DistributedDataParallel, each process taking a share of every batch (see kdlab.distributed).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
     if teacher is not None:
         check_hyperparameters(T, alpha)  # refuse a bad T or alpha before any work
+        if jitter_pixels:
+            raise ValueError("jitter_pixels is for training on labels: the cached teacher logits belong to the "
+                             "unshifted images; distil with jitter_pixels=0")
+    if jitter_pixels < 0:
+        raise ValueError(f"jitter_pixels must be 0 or more, got {jitter_pixels}")
     device = distributed.join(pick_device(device))
     rank, _ = distributed.world()
     torch.manual_seed(seed + rank)  # dropout draws from the global generator
@@ -150,6 +159,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         if test is not None:
             teacher_test_predictions = predict_logits(teacher, test.inputs, device=device).argmax(dim=1)
     loader = make_loader(train, batch_size, shuffle=True, device=device, seed=seed, extras=extras)
+    shift_generator = torch.Generator(device=device).manual_seed(seed + rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     trained = distributed.wrap(model, device)
     trained = torch.compile(trained) if compile else trained
@@ -162,6 +172,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
             loss_sum = torch.zeros((), device=device)
             for batch in loader:
                 (inputs, labels, *cached), share = distributed.shard(batch)
+                inputs = jitter(inputs, jitter_pixels, shift_generator)
                 if channels_last:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with autocast(device):
@@ -188,7 +199,9 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
                 on_epoch(history)
     except KeyboardInterrupt:
         history.interrupted = True
-        print(f"Interrupted after {history.epochs} epoch(s); the model keeps what it has learned so far.")
+        history.seconds = time.perf_counter() - start
+        raise TrainingInterrupted(f"training stopped after {history.epochs} of {epochs} epochs",
+                                  history=history) from None
     finally:
         bar.close()
         model.eval()

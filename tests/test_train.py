@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from kdlab.data import load_dataset
+from kdlab.data import jitter, load_dataset
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
 from kdlab.train import distill, evaluate, fit, pick_device, predict_logits
 
@@ -80,7 +81,7 @@ def test_baseline_and_distilled_students_start_from_the_same_weights(digits):
         assert torch.equal(a, b)
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(digits, capsys):
+def test_ctrl_c_stops_at_once_and_keeps_what_was_learned(digits):
     train, test = digits
     model = small_student(train)
     steps = []
@@ -91,9 +92,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(digits, capsys):
             raise KeyboardInterrupt
 
     model.register_forward_hook(interrupt_in_third_epoch)
-    history = fit(model, train, None, epochs=10, progress=False)
-    assert history.interrupted and history.epochs == 2
-    assert "keeps what it has learned" in capsys.readouterr().out
+    with pytest.raises(TrainingInterrupted, match="stopped after 2 of 10 epochs") as stopped:
+        fit(model, train, None, epochs=10, progress=False)
+    assert isinstance(stopped.value, KeyboardInterrupt)  # code that does not know it still stops
+    assert stopped.value.history.interrupted and stopped.value.history.epochs == 2
     model._forward_hooks.clear()
     assert evaluate(model, test)["accuracy"] > 0.5  # two epochs of learning kept, not thrown away
 
@@ -136,3 +138,21 @@ def test_training_leaves_the_callers_random_stream_alone(digits):
     torch.manual_seed(11)
     fit(build_model(teacher_spec(train.input_shape), seed=0), train.subset(64), epochs=1, seed=5, progress=False)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_jitter_moves_every_image_by_at_most_its_shift_and_keeps_the_pixels():
+    image = torch.zeros(1, 1, 9, 9)
+    image[0, 0, 4, 4] = 1.0
+    images = image.repeat(200, 1, 1, 1)
+    moved = jitter(images, 2, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape
+    rows, columns = (moved[:, 0] == 1.0).nonzero()[:, 1:].T
+    assert len(rows) == 200  # one lit pixel per image, none lost
+    assert set((rows - 4).tolist()) == set(range(-2, 3)) == set((columns - 4).tolist())
+    assert torch.equal(jitter(images, 0, torch.Generator()), images)
+
+
+def test_jitter_is_refused_when_distilling(digits):
+    train, _ = digits
+    with pytest.raises(ValueError, match="jitter_pixels is for training on labels"):
+        fit(small_student(train), train.subset(50), teacher=small_student(train), epochs=1, jitter_pixels=2)

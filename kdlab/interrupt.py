@@ -1,0 +1,29 @@
+"""Ctrl-C during training: stop at once, keep the weights in memory, and let nothing downstream run.
+
+Every training loop catches KeyboardInterrupt, records how far it got and raises
+TrainingInterrupted. It is a KeyboardInterrupt, so code that does not know about it stops as a
+Ctrl-C would (a notebook's Run All stops too), while code that does (the CLI, the explorer's
+"Train now") can report exactly what finished.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TrainingInterrupted"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by Ctrl-C. The model keeps the weights it had reached.
+
+    `message` says what stopped and after how many epochs or steps; `history` is the stopped
+    loop's history; `partial` is whatever an experiment had finished before it (e.g. the seeds
+    whose students both completed), so a caller can report it without pretending it is whole.
+    """
+
+    def __init__(self, message: str, *, history=None, partial=None):
+        super().__init__(message)
+        self.message = message
+        self.history = history
+        self.partial = partial
+
+    def __str__(self) -> str:
+        return self.message
