@@ -41,19 +41,19 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
     pytest.fail(f"voila did not listen on port {port} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def explorer_url(tmp_path):
+@pytest.fixture(scope="module")
+def explorer_url(tmp_path_factory):
     """Voila serving the explorer on a free localhost port; stopped at the end, pass or fail."""
     if not CHROMIUM.exists():
         pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
     # The page needs the teacher, the grid and the baseline student: build them here first (cached in
     # data/, minutes on a fresh checkout), so the browser only waits for the page itself.
-    from kdlab.widgets import load_explorer_data
+    from kdlab.explorer_data import load_explorer_data
     load_explorer_data("digits", REPO / "data", progress=False)
 
     port = _free_port()
-    log = tmp_path / "voila.log"
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "voila", str(NOTEBOOK), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
@@ -70,48 +70,102 @@ def explorer_url(tmp_path):
             process.wait()
 
 
-def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(explorer_url, tmp_path):
+@pytest.fixture
+def open_explorer(explorer_url, tmp_path):
+    """open_explorer(query, viewport) -> a Playwright page showing the explorer, once it has drawn."""
     from playwright.sync_api import expect, sync_playwright
 
     url, log = explorer_url
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1800})
-            page.goto(url, timeout=PAGE_TIMEOUT_MS)
-            readout = page.locator(".kdlab-temperature .widget-readout")
-            panel = page.locator(".kdlab-soft-targets canvas").first
-            panel_text = page.locator(".kdlab-readout")
+
+        def open_page(query: str = "", viewport=(1600, 1800), expected_T: str = "4"):
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.goto(url + query, timeout=PAGE_TIMEOUT_MS)
             try:
-                readout.wait_for(timeout=PAGE_TIMEOUT_MS)
-                expect(panel_text).to_contain_text("T = 4:", timeout=60_000)
+                page.locator(".kdlab-temperature .widget-readout").wait_for(timeout=PAGE_TIMEOUT_MS)
+                expect(page.locator(".kdlab-readout")).to_contain_text(f"T = {expected_T}:", timeout=60_000)
             except Exception:
                 page.screenshot(path=tmp_path / "explorer-not-ready.png", full_page=True)
                 raise AssertionError(f"the explorer did not render; voila log:\n{log.read_text()[-3000:]}")
-            assert "Could not update" not in page.locator(".kdlab-status").inner_text()
-            before = _settled_screenshot(panel)
-
-            readout.click()
-            readout.fill("20")
-            readout.press("Enter")
-
-            expect(panel_text).to_contain_text("T = 20:", timeout=60_000)
-            after = _wait_for_change(panel, before)
-            assert after != before, "the soft-target panel did not change after typing T = 20"
-
-            # A bad value typed into the readout is clamped, and the page says so.
-            readout.fill("-3")
-            readout.press("Enter")
-            expect(page.locator(".kdlab-status")).to_contain_text("clamped", timeout=60_000)
-            expect(readout).to_have_text(re.compile(r"^0\.50*$"))
-
-            # Train now distils a student at the chosen T and reports its accuracy on the page.
-            page.locator(".kdlab-train").click()
-            expect(page.locator(".kdlab-train-status")).to_contain_text("Distilled at T = 0.5", timeout=120_000)
-            page.screenshot(path=tmp_path / "explorer.png", full_page=True)
+            return page
+        try:
+            yield open_page
         finally:
             browser.close()
+
+
+def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open_explorer, tmp_path):
+    from playwright.sync_api import expect
+
+    page = open_explorer()
+    readout = page.locator(".kdlab-temperature .widget-readout")
+    panel = page.locator(".kdlab-soft-targets canvas").first
+    panel_text = page.locator(".kdlab-readout")
+    assert "Could not update" not in page.locator(".kdlab-status").inner_text()
+    before = _settled_screenshot(panel)
+
+    readout.click()
+    readout.fill("20")
+    readout.press("Enter")
+
+    expect(panel_text).to_contain_text("T = 20:", timeout=60_000)
+    after = _wait_for_change(panel, before)
+    assert after != before, "the soft-target panel did not change after typing T = 20"
+
+    # A bad value typed into the readout is clamped, and the page says so.
+    readout.click()
+    readout.fill("-3")
+    readout.press("Enter")
+    expect(page.locator(".kdlab-status")).to_contain_text("clamped", timeout=60_000)
+    expect(readout).to_have_text(re.compile(r"^0\.50*$"))
+
+    # Train now distils a student at the chosen T and reports its accuracy on the page.
+    page.locator(".kdlab-train").click()
+    expect(page.locator(".kdlab-train-status")).to_contain_text("Distilled at T = 0.5", timeout=120_000)
+    page.screenshot(path=tmp_path / "explorer.png", full_page=True)
     assert (tmp_path / "explorer.png").stat().st_size > 0
+
+
+def test_the_arrow_keys_take_visible_steps(open_explorer):
+    from playwright.sync_api import expect
+
+    page = open_explorer()
+    handle = page.locator(".kdlab-temperature input[type=range]")
+    handle.press("ArrowRight")
+    handle.press("ArrowRight")
+    expect(page.locator(".kdlab-temperature .widget-readout")).to_have_text("6.3")
+    expect(page.locator(".kdlab-readout")).to_contain_text("T = 6.3:", timeout=30_000)
+    page.locator(".kdlab-alpha input[type=range]").press("ArrowLeft")
+    expect(page.locator(".kdlab-alpha .widget-readout")).to_have_text("0.85")
+    expect(page.locator(".kdlab-link")).to_contain_text("T=6.3&alpha=0.85&example=0", timeout=30_000)
+
+
+def test_a_permalink_opens_with_its_settings_and_hides_what_it_names(open_explorer):
+    from playwright.sync_api import expect
+
+    page = open_explorer("?T=8&alpha=0.5&example=12&hide=grid,train,nothing", expected_T="8")
+    for css, text in (("kdlab-temperature", "8"), ("kdlab-alpha", "0.5"), ("kdlab-example", "12")):
+        expect(page.locator(f".{css} .widget-readout")).to_have_text(text)
+    expect(page.locator(".kdlab-grid")).to_be_hidden()
+    expect(page.locator(".kdlab-train")).to_be_hidden()
+    expect(page.locator(".kdlab-gradients canvas")).to_be_visible()
+    expect(page.locator(".kdlab-status")).to_contain_text("hide=nothing")
+    expect(page.locator(".kdlab-link")).to_contain_text("?T=8&alpha=0.50&example=12&hide=grid,train")
+
+
+def test_the_explorer_fits_a_1280x720_projector(open_explorer):
+    page = open_explorer(viewport=(1280, 720))
+    explorer = page.locator(".kdlab-explorer")
+    explorer.scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('.kdlab-explorer').scrollIntoView()")
+    box = explorer.bounding_box()
+    assert box["width"] <= 1280 and box["height"] <= 720, box
+    for css in ("kdlab-temperature", "kdlab-alpha", "kdlab-example", "kdlab-soft-targets", "kdlab-loss",
+                "kdlab-gradients", "kdlab-grid", "kdlab-train", "kdlab-curves"):
+        part = page.locator(f".{css}").first.bounding_box()
+        assert part["x"] >= 0 and part["y"] >= 0, css
+        assert part["x"] + part["width"] <= 1280 and part["y"] + part["height"] <= 720, (css, part)
 
 
 def _settled_screenshot(element, timeout: float = 60) -> bytes:

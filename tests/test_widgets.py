@@ -1,5 +1,7 @@
-"""The explorer without a browser: pure panel functions, and the widgets driven by setting .value in Python."""
+"""The explorer without a browser: pure panel functions, panel objects, and the widgets driven by
+setting .value in Python, read back through what they send to the browser (chart data, HTML)."""
 
+import base64
 import dataclasses
 import math
 
@@ -9,13 +11,16 @@ import torch
 import torch.nn.functional as F
 from traitlets import TraitError
 
-from kdlab import widgets
+from kdlab import explorer_data, panels, widgets
 from kdlab.data import load_dataset
+from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with_curve
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
 from kdlab.models import build_model, mlp_spec
+from kdlab.panels import (ALPHA_RANGE, T_RANGE, GridPanel, all_panels, example_picture, gradient_limit,
+                          gradient_panel, grid_panel, loss_panel, soft_target_panel)
 from kdlab.sweep import Grid
-from kdlab.widgets import (ALPHA_RANGE, T_RANGE, Explorer, ExplorerData, all_panels, gradient_limit, gradient_panel,
-                           grid_panel, load_or_train_baseline, loss_panel, soft_target_panel, train_with_curve)
+from kdlab.widgets import T_STOPS, Explorer, parse_view, view_query
 
 EPOCHS = 3
 TEACHER_LOGITS = torch.tensor([6.0, 1.0, -2.0, 0.5, 3.0])
@@ -32,8 +37,10 @@ def digits():
 @pytest.fixture(scope="module")
 def grid():
     temperatures, alphas = (1.0, 2.0, 4.0, 8.0, 16.0), (0.0, 0.5, 1.0)
-    accuracy = np.arange(15, dtype=float).reshape(5, 3) / 100 + 0.8
-    return Grid(temperatures, alphas, accuracy, "digits", {})
+    noise = np.array([[0.0, 0.01, -0.01], [0.01, -0.01, 0.0], [-0.01, 0.0, 0.01]])[:, None, :]  # (runs, 1, alphas)
+    runs = np.arange(15, dtype=float).reshape(1, 5, 3) / 100 + 0.8 + noise
+    runs[:, 4, 2] += np.array([0.05, 0.06, 0.07])  # one cell clearly above its alpha=0 cell
+    return Grid(temperatures, alphas, runs.mean(axis=0), "digits", {}, runs=runs)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,7 @@ def data(digits, grid):
     transfer, test = digits
     teacher = build_model(mlp_spec(transfer.input_shape, hidden=(32,)), seed=1)
     spec = mlp_spec(transfer.input_shape, hidden=(16,))
-    student, curve, interrupted = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
-    assert not interrupted
+    student, curve = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
     return ExplorerData(test=test, teacher_logits=teacher(test.inputs).detach() * 5,
                         student_logits=student(test.inputs).detach(), grid=grid, teacher=teacher,
                         transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=EPOCHS,
@@ -104,7 +110,7 @@ def test_without_T2_the_soft_gradient_falls_as_one_over_T_squared():
 
 def _gradient_limit_by_autograd(teacher_logits, student_logits, label):
     """gradient_limit as it was first written: 50 gradient_panel calls, the reference for the closed form."""
-    largest = max(np.abs(values).max() for T in widgets.LIMIT_TEMPERATURES for alpha in (0.0, 1.0)
+    largest = max(np.abs(values).max() for T in panels.LIMIT_TEMPERATURES for alpha in (0.0, 1.0)
                   for values in gradient_panel(teacher_logits, student_logits, label, T, alpha).values())
     return float(largest) * 1.1
 
@@ -136,6 +142,15 @@ def test_grid_panel_highlights_the_nearest_trained_cell_on_a_log_T_scale(grid, T
     assert (panel["row"], panel["column"]) == cell
     assert (panel["T"], panel["alpha"]) == (grid.temperatures[cell[0]], grid.alphas[cell[1]])
     assert panel["cell_accuracy"] == grid.accuracy[cell]
+    low, high = panel["interval"]
+    assert low < panel["cell_accuracy"] < high
+
+
+def test_losses_are_never_negative_even_where_rounding_makes_the_kl_minus_zero():
+    logits = torch.tensor([0.3, -1.2, 2.0, 0.7])  # student == teacher: KL 0, which float rounding can make < 0
+    for T in (0.5, 1.0, 3.3, 50.0):
+        parts = loss_panel(logits, logits.clone(), 2, T, 1.0)
+        assert min(parts.values()) >= 0.0
 
 
 def test_all_panels_refuses_a_bad_temperature_with_a_clear_message(data):
@@ -143,42 +158,73 @@ def test_all_panels_refuses_a_bad_temperature_with_a_clear_message(data):
         all_panels(data, -1.0, 0.5, 0)
 
 
+# ----------------------------------------------------------------------------- panel objects
+
+def test_the_grid_panel_puts_T_1_on_top_and_hatches_cells_within_noise(grid):
+    spec = GridPanel(grid).spec()
+    assert spec["rows"] == ["1", "2", "4", "8", "16"]  # top to bottom, as notebook 06's heatmap
+    assert spec["text"][4][2] == f"{grid.accuracy[4, 2]:.3f}"
+    marks = np.array(spec["marks"])
+    assert not marks[4, 2] and marks[:, 0].all() and marks[0, 1]  # only the cell well above alpha=0 is signal
+
+
 # ----------------------------------------------------------------------------- the widget layer
 
-def test_moving_the_sliders_updates_every_panel_in_place(explorer, data):
-    soft_bars = list(explorer._soft_bars["teacher"])
+def _chart(explorer, name):
+    return explorer.panels[name].chart.data
+
+
+def test_moving_the_sliders_updates_every_panel(explorer, data):
     explorer.temperature.value = 8.0
     explorer.alpha.value = 0.3
     explorer.example.value = 3
     expected = all_panels(data, 8.0, 0.3, 3)
-    assert list(explorer._soft_bars["teacher"]) == soft_bars  # the same artists, moved
-    for key, bars in explorer._soft_bars.items():
-        np.testing.assert_allclose([bar.get_height() for bar in bars], expected["soft_targets"][key])
+    soft = _chart(explorer, "soft")
+    np.testing.assert_allclose(soft["values"], [expected["soft_targets"]["teacher"], expected["soft_targets"]["student"]],
+                               atol=1e-4)
+    assert soft["title"] == "(a) Soft targets at T = 8" and soft["caption"].startswith("T = 8:")
     loss = expected["loss"]
-    np.testing.assert_allclose([bar.get_height() for bar in explorer._loss_bars],
-                               [loss["soft"], loss["hard"], loss["total"]])
-    for key, bars in explorer._gradient_bars.items():
-        np.testing.assert_allclose([bar.get_height() for bar in bars], expected["gradients"][key])
-    assert explorer._grid_cell.get_xy() == (1 - 0.5, 3 - 0.5)  # alpha 0.3 -> column 1 of (0, .5, 1); T 8 -> row 3
-    assert "T = 8:" in explorer.readout.value
-    np.testing.assert_allclose(explorer._picture.get_array(), widgets._image(data.test.inputs[3]))
+    np.testing.assert_allclose(_chart(explorer, "loss")["values"][0], [loss["soft"], loss["hard"], loss["total"]],
+                               atol=1e-6)
+    gradients = _chart(explorer, "gradients")
+    np.testing.assert_allclose(gradients["values"], [expected["gradients"][key] for key in
+                                                     ("soft", "soft_without_T2", "hard")], atol=1e-5)
     label = int(data.test.labels[3])
     limit = gradient_limit(data.teacher_logits[3], data.student_logits[3], label)
-    assert explorer._gradient_axes.get_ylim() == pytest.approx((-limit, limit))
+    assert gradients["ylim"] == pytest.approx([-limit, limit])
+    assert _chart(explorer, "grid")["highlight"] == [3, 1]  # T 8 -> row 3; alpha 0.3 -> column 1 of (0, .5, 1)
+    np.testing.assert_allclose(_chart(explorer, "picture")["pixels"], example_picture(data.test.inputs[3]), atol=1e-3)
+    assert "T=8&alpha=0.30&example=3" in explorer.link.value
     assert "Could not update" not in explorer.status.value
 
 
+def test_the_T_keyboard_stops_are_20_even_log_steps_through_the_grid_rows():
+    assert (T_STOPS[0], T_STOPS[-1], len(T_STOPS)) == (T_RANGE[0], T_RANGE[1], 21)
+    ratios = np.array(T_STOPS[1:]) / np.array(T_STOPS[:-1])
+    assert ratios.min() > 1.2 and ratios.max() < 1.32  # about 2**(1/3) each: steps you can see
+    assert {1.0, 2.0, 4.0, 8.0, 16.0} <= set(T_STOPS)
+
+
 @pytest.mark.parametrize("control, value, shown, message", [
-    ("temperature", -3.0, T_RANGE[0], "T = 0.5 is the lower end"),
-    ("temperature", 1e6, T_RANGE[1], "T = 50 is the upper end"),
-    ("alpha", 1.7, 1.0, "α = 1 is the upper end"),
-    ("alpha", -0.2, 0.0, "α = 0 is the lower end"),
+    ("temperature", -3.0, T_RANGE[0], "T = -3 is outside 0.5 to 50: clamped to 0.5"),
+    ("temperature", 1e6, T_RANGE[1], "clamped to 50"),
+    ("alpha", 1.7, 1.0, "α = 1.7 is outside 0 to 1: clamped to 1"),
+    ("alpha", -0.2, 0.0, "clamped to 0"),
 ])
 def test_out_of_range_values_are_clamped_with_a_visible_message(explorer, control, value, shown, message):
     slider = getattr(explorer, control)
     slider.value = value
     assert slider.value == pytest.approx(shown)
-    assert message in explorer.status.value and "clamped" in explorer.status.value
+    assert message in explorer.status.value
+    explorer.example.value = 2  # another move keeps the note while the value stays clamped
+    assert message in explorer.status.value
+
+
+@pytest.mark.parametrize("control, value", [("alpha", 0.0), ("alpha", 1.0), ("temperature", 0.5),
+                                            ("temperature", 50.0)])
+def test_the_valid_ends_of_a_range_raise_no_warning(explorer, control, value):
+    getattr(explorer, control).value = value
+    assert explorer.status.value == "&nbsp;"
 
 
 def test_nan_is_refused_and_the_last_good_value_kept(explorer):
@@ -195,7 +241,7 @@ def test_text_is_refused_and_the_explorer_carries_on(explorer):
         explorer.temperature.value = "hot"
     assert explorer.temperature.value == pytest.approx(4.0)
     explorer.temperature.value = 2.0
-    assert "T = 2:" in explorer.readout.value
+    assert _chart(explorer, "soft")["caption"].startswith("T = 2:")
 
 
 def test_an_error_in_an_update_is_shown_not_raised(explorer, monkeypatch):
@@ -204,6 +250,36 @@ def test_an_error_in_an_update_is_shown_not_raised(explorer, monkeypatch):
     monkeypatch.setattr(widgets, "all_panels", broken)
     explorer.temperature.value = 3.0
     assert "Could not update: panel exploded" in explorer.status.value
+
+
+def test_a_link_opens_the_explorer_with_its_settings_and_hidden_panels(data):
+    explorer = Explorer.from_query(data, "T=8&alpha=0.5&example=12&hide=grid,train")
+    assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (8.0, 0.5, 12)
+    assert explorer.parts["grid"].layout.display == "none" and explorer.parts["train"].layout.display == "none"
+    assert explorer.parts["soft"].layout.display is None
+    assert "?T=8&alpha=0.50&example=12&hide=grid,train" in explorer.link.value
+    assert explorer.status.value == "&nbsp;"
+
+
+def test_bad_values_in_a_link_are_clamped_or_ignored_and_the_page_says_so(data):
+    explorer = Explorer.from_query(data, "T=hot&alpha=3&example=-2&hide=grid,nothing&colour=red")
+    assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (4.0, 1.0, 0)
+    for note in ("T='hot' in the link is not a number: ignored", "alpha=3 in the link is outside 0 to 1",
+                 "hide=nothing", "colour in the link"):
+        assert note in explorer.status.value
+    assert explorer.parts["grid"].layout.display == "none"
+
+
+def test_a_link_round_trips_through_view_query():
+    settings, notes = parse_view(view_query(2.5, 0.35, 7, ("loss",)), examples=30)
+    assert settings == {"T": 2.5, "alpha": 0.35, "example": 7, "hide": ("loss",)} and notes == []
+
+
+def test_without_a_kernel_the_page_shows_a_picture_and_says_what_to_do(explorer):
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert "run this notebook" in bundle["text/plain"]
 
 
 def test_train_now_distils_a_student_and_draws_its_curve(explorer, data):
@@ -215,16 +291,13 @@ def test_train_now_distils_a_student_and_draws_its_curve(explorer, data):
     assert not explorer.train_button.disabled
     result = explorer.last_training
     assert (result["T"], result["alpha"], len(result["curve"])) == (2.0, 0.5, EPOCHS)
-    x, y = explorer._trained_line.get_data()
-    np.testing.assert_array_equal(y, result["curve"])
+    distilled = _chart(explorer, "curves")["lines"][1]
+    np.testing.assert_allclose(distilled["y"], result["curve"], atol=1e-4)
+    assert distilled["label"] == "distilled, T = 2, α = 0.50"
     assert "Distilled at T = 2, α = 0.50" in explorer.train_status.value
-    _, curve, _ = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=2.0, alpha=0.5,
+    _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=2.0, alpha=0.5,
                                 epochs=EPOCHS, device="cpu")
     assert curve == result["curve"]  # the same seed gives the same student
-
-
-def test_the_explorer_displays_as_its_widget(explorer):
-    assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
 
 
 def test_the_baseline_is_trained_once_then_loaded(digits, tmp_path):
@@ -242,7 +315,7 @@ def test_the_baseline_is_trained_once_then_loaded(digits, tmp_path):
 
 def _interrupt_after(forward_calls):
     """A build_model that raises KeyboardInterrupt (Ctrl-C) on the model's `forward_calls`-th forward pass."""
-    real_build_model = widgets.build_model
+    real_build_model = explorer_data.build_model
 
     def build_model(spec, seed):
         model = real_build_model(spec, seed=seed)
@@ -257,21 +330,21 @@ def _interrupt_after(forward_calls):
     return build_model
 
 
-def test_an_interrupted_baseline_is_returned_but_never_cached(digits, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(digits, tmp_path, monkeypatch):
     transfer, test = digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
-    monkeypatch.setattr(widgets, "build_model", _interrupt_after(2))  # 40 examples: 1 batch + 1 evaluation per epoch
-    _, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
-    assert len(curve) < EPOCHS
+    monkeypatch.setattr(explorer_data, "build_model", _interrupt_after(2))  # 40 examples: 1 batch + 1 evaluation
+    with pytest.raises(TrainingInterrupted) as error:
+        load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert len(error.value.partial) < EPOCHS
     assert not list(tmp_path.glob("explorer-baseline-*.pt"))
-    assert "interrupted" in capsys.readouterr().out
     monkeypatch.undo()
     _, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
 
 
 def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch):
-    monkeypatch.setattr(widgets, "build_model", _interrupt_after(1))  # before any epoch finishes
+    monkeypatch.setattr(explorer_data, "build_model", _interrupt_after(1))  # before any epoch finishes
     explorer.train_button.click()
     assert explorer.last_training["interrupted"] and explorer.last_training["curve"] == []
     assert "Interrupted after 0 of" in explorer.train_status.value
@@ -282,7 +355,7 @@ def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch):
 def test_train_now_uses_the_explorers_seed(data):
     explorer = Explorer(dataclasses.replace(data, seed=5))
     explorer.train_button.click()
-    _, curve, _ = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher,
-                                   T=explorer.temperature.value, alpha=explorer.alpha.value, epochs=EPOCHS, seed=5,
-                                   device="cpu")
+    _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher,
+                                T=explorer.temperature.value, alpha=explorer.alpha.value, epochs=EPOCHS, seed=5,
+                                device="cpu")
     assert explorer.last_training["curve"] == curve

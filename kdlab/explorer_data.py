@@ -1,0 +1,127 @@
+"""What the explorer shows, loaded or trained once per start: teacher, grid, baseline student, logits.
+
+Kept apart from the widgets so that the page's wiring never trains or caches anything itself,
+and so that a test or a benchmark can build the data once and drive many explorers with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kdlab import experiment
+from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
+from kdlab.data import TensorData
+from kdlab.interrupt import TrainingInterrupted
+from kdlab.models import build_model, student_spec
+from kdlab.sweep import Grid, grid_from_cache_or_sweep
+from kdlab.train import evaluate, fit, pick_device, predict_logits
+
+GRID_REPEATS = 3  # students per grid cell: enough for an interval, and cheap in one batched sweep
+
+
+@dataclass
+class ExplorerData:
+    """Everything the explorer shows, computed once when it starts."""
+
+    test: TensorData  # the test images the example picker chooses from
+    teacher_logits: torch.Tensor  # (n, C) on the CPU
+    student_logits: torch.Tensor  # (n, C): the baseline student of the default experiment
+    grid: Grid
+    teacher: nn.Module  # for "Train now"
+    transfer: TensorData  # the default experiment's small labelled transfer set
+    student_spec: dict
+    baseline_curve: list[float]  # the baseline student's test accuracy after each epoch
+    epochs: int
+    device: torch.device
+    seed: int = 0  # picks the transfer set and every student's initial weights and batches
+
+    @property
+    def teacher_accuracy(self) -> float:
+        return (self.teacher_logits.argmax(1) == self.test.labels.cpu()).float().mean().item()
+
+
+def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teacher: nn.Module | None = None,
+                     T: float = experiment.TEMPERATURE, alpha: float = experiment.ALPHA,
+                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None, on_epoch=None):
+    """(model, curve): a student trained on `transfer` (distilled when a teacher is given) and its test
+    accuracy after each epoch.
+
+    The student is scored by itself after each epoch (the teacher is not re-run on the test set),
+    which keeps a curve cheap. `on_epoch(epochs_done)` reports progress. Ctrl-C raises
+    TrainingInterrupted with `partial` set to the curve so far (possibly empty).
+    """
+    model = build_model(spec, seed=seed)
+    curve: list[float] = []
+
+    def record(history):
+        curve.append(evaluate(model, test, device=device)["accuracy"])
+        if on_epoch is not None:
+            on_epoch(len(curve))
+
+    with _one_cpu_thread():
+        try:
+            fit(model, transfer, None, epochs=epochs, seed=seed, device=device, progress=False,
+                teacher=teacher, T=T, alpha=alpha, on_epoch=record)
+        except TrainingInterrupted as error:
+            error.partial = curve
+            raise
+    return model, curve
+
+
+@contextlib.contextmanager
+def _one_cpu_thread():
+    """Run a small student's training on one CPU thread, then restore the thread count.
+
+    Its matrices are too small to share: a second thread only adds waiting, and on a busy 2-core
+    machine "Train now" took 22-33 s with two threads against 1.3 s with one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *, root="data",
+                           epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None):
+    """(baseline student, its test-accuracy curve), from `<root>/explorer-baseline-<dataset>-seed<seed>.pt`
+    or trained on hard labels and saved first, so the page starts without training.
+
+    Ctrl-C raises TrainingInterrupted and saves nothing, so the next start trains it again."""
+    path = Path(root) / f"explorer-baseline-{transfer.name}-seed{seed}.pt"
+    expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer)}
+    saved = reuse_checkpoint(path, expect_spec=spec, expect=expected)
+    if saved:
+        student, metadata = saved
+        return student.to(pick_device(device)), metadata["curve"]
+    student, curve = train_with_curve(spec, transfer, test, epochs=epochs, seed=seed, device=device)
+    save_checkpoint(path, student, spec, **expected, curve=curve)
+    return student, curve
+
+
+def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = experiment.STUDENT_EPOCHS,
+                       seed: int = 0, device=None, offline: bool = False, progress: bool = False) -> ExplorerData:
+    """The teacher and the grid from `root` (trained and swept first if missing), and a baseline student.
+
+    The example's student is the default experiment's baseline, trained on TRANSFER_SIZE labelled
+    examples with hard labels only (cached in `root` too), so its soft targets differ visibly
+    from the teacher's. Each grid cell is the mean of GRID_REPEATS students.
+    """
+    device = pick_device(device)
+    train, test, teacher, teacher_metadata = experiment.load_data_and_teacher(dataset, root, offline=offline,
+                                                                              device=device, progress=progress)
+    transfer = train.subset(experiment.TRANSFER_SIZE, seed=seed)  # the grid's, the baseline's and Train now's
+    grid = grid_from_cache_or_sweep(root, transfer, test, teacher, teacher_metadata, epochs=epochs, seed=seed,
+                                    repeats=GRID_REPEATS, device=device, progress=progress)
+    spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
+    student, curve = load_or_train_baseline(spec, transfer, test, root=root, epochs=epochs, seed=seed, device=device)
+    return ExplorerData(test=test, teacher_logits=predict_logits(teacher, test.inputs, device=device).cpu(),
+                        student_logits=predict_logits(student, test.inputs, device=device).cpu(), grid=grid,
+                        teacher=teacher, transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=epochs,
+                        device=device, seed=seed)

@@ -1,0 +1,313 @@
+"""The explorer's panels: a pure function of (T, alpha, example) beside a small object that shows it.
+
+Each pure panel function computes what its panel shows with kdlab.losses, so tests need no browser.
+Each panel object describes its chart once (`build(chart)`: axes, labels, colours) and then
+`show(...)`s new values: a few hundred numbers per move, drawn in the browser on a canvas
+(kdlab.canvas). `static_figure` draws the same descriptions with matplotlib, for a page read
+without a kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps, colors
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from kdlab.losses import kd_loss, soft_targets, soft_term_gradient
+from kdlab.sweep import Grid
+
+T_RANGE = (0.5, 50.0)  # the temperature slider's ends (log scale)
+ALPHA_RANGE = (0.0, 1.0)
+# One colour per term, as in notebook 03: soft (teacher) blue, hard (labels) orange, total green.
+TERM_COLOURS = {"soft": "#1f77b4", "soft_without_T2": "#aec7e8", "hard": "#ff7f0e", "total": "#2ca02c"}
+MODEL_COLOURS = {"teacher": "#333333", "student": "#9467bd"}
+
+
+# ----------------------------------------------------------------------------- pure panel functions
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().double().numpy()
+
+
+def soft_target_panel(teacher_logits: torch.Tensor, student_logits: torch.Tensor, T: float) -> dict:
+    """Panel (a): teacher's and student's softmax(logits / T) for one example, shape (C,) each."""
+    return {"teacher": _numpy(soft_targets(teacher_logits, T)), "student": _numpy(soft_targets(student_logits, T))}
+
+
+def loss_panel(teacher_logits: torch.Tensor, student_logits: torch.Tensor, label: int, T: float,
+               alpha: float) -> dict:
+    """Panel (b): one example's loss split into alpha*T^2*KL (soft) and (1-alpha)*CE (hard), as floats.
+
+    A KL is never negative; float rounding can make it -6e-16, so every part is clamped at 0.
+    """
+    parts = kd_loss(student_logits[None], teacher_logits[None], torch.tensor([label]), T=T, alpha=alpha,
+                    return_parts=True)
+    return {name: max(0.0, float(value)) for name, value in parts._asdict().items()}
+
+
+def gradient_panel(teacher_logits: torch.Tensor, student_logits: torch.Tensor, label: int, T: float,
+                   alpha: float) -> dict:
+    """Panel (c): the gradient of each term of the loss on each student logit, shape (C,) each.
+
+    "soft" is the gradient of alpha*T^2*KL; "soft_without_T2" what it would be without the T^2
+    factor (it shrinks as 1/T^2 at high T); "hard" is the gradient of (1-alpha)*CE, by autograd.
+    """
+    soft = alpha * soft_term_gradient(student_logits[None], teacher_logits[None], T)[0]
+    student = student_logits.detach().double().requires_grad_()
+    hard = kd_loss(student[None], teacher_logits[None], torch.tensor([label]), T=T, alpha=alpha,
+                   return_parts=True).hard
+    (hard_gradient,) = torch.autograd.grad(hard, student)
+    return {"soft": _numpy(soft * T**2), "soft_without_T2": _numpy(soft), "hard": _numpy(hard_gradient)}
+
+
+LIMIT_TEMPERATURES = np.geomspace(*T_RANGE, 25)  # where gradient_limit samples T_RANGE
+
+
+def gradient_limit(teacher_logits: torch.Tensor, student_logits: torch.Tensor, label: int) -> float:
+    """10% above the largest gradient panel (c) shows for this example at 25 sampled temperatures
+    spanning T_RANGE (LIMIT_TEMPERATURES) and any alpha in [0, 1].
+
+    The panel keeps this y-range while T and alpha move, so shrinking bars are seen to shrink.
+    Closed form, every sampled T at once: each term is largest at alpha = 1 (soft) or alpha = 0
+    (hard); the hard gradient softmax(z_s) - onehot does not depend on T; the soft one is
+    T^2 * (1/T)(q_T - p_T) = T (q_T - p_T), and T (q_T - p_T) / T^2 without the T^2 factor.
+    """
+    temperatures = torch.as_tensor(LIMIT_TEMPERATURES, dtype=torch.float64)[:, None]  # (nT, 1)
+    student, teacher = student_logits.detach().double(), teacher_logits.detach().double()
+    # soft_term_gradient at T = 1 of logits already divided by T is q_T - p_T, for all nT rows at once
+    difference = soft_term_gradient(student[None] / temperatures, teacher[None] / temperatures, 1.0)
+    hard = torch.softmax(student, dim=-1) - F.one_hot(torch.tensor(label), len(student)).double()
+    largest = max(float((temperatures * difference).abs().max()), float((difference / temperatures).abs().max()),
+                  float(hard.abs().max()))
+    return largest * 1.1
+
+
+def grid_panel(grid: Grid, T: float, alpha: float) -> dict:
+    """Panel (d): the trained cell nearest to (T, alpha), its mean accuracy and 95 % interval (or None)."""
+    row, column = grid.cell(T, alpha)
+    return {"row": row, "column": column, "T": grid.temperatures[row], "alpha": grid.alphas[column],
+            "cell_accuracy": float(grid.accuracy[row, column]), "interval": grid.interval(row, column)}
+
+
+def all_panels(data, T: float, alpha: float, example: int) -> dict:
+    """What every panel shows for (T, alpha, example) of an ExplorerData: the work of one slider move."""
+    teacher, student = data.teacher_logits[example], data.student_logits[example]
+    label = int(data.test.labels[example])
+    return {"soft_targets": soft_target_panel(teacher, student, T),
+            "loss": loss_panel(teacher, student, label, T, alpha),
+            "gradients": gradient_panel(teacher, student, label, T, alpha),
+            "grid": grid_panel(data.grid, T, alpha)}
+
+
+def example_picture(inputs: torch.Tensor) -> np.ndarray:
+    """(C, H, W) input as an (H, W) or (H, W, 3) picture in [0, 1]."""
+    picture = inputs.float().cpu().numpy()
+    picture = picture[0] if picture.shape[0] == 1 else picture.transpose(1, 2, 0)
+    low, high = picture.min(), picture.max()
+    return (picture - low) / (high - low if high > low else 1)
+
+
+# ----------------------------------------------------------------------------- panel objects
+
+def _rounded(values, digits: int = 4) -> list:
+    """JSON-ready values, rounded: a move ships hundreds of numbers, not thousands of digits."""
+    return np.round(np.asarray(values, dtype=float), digits).tolist()
+
+
+class Panel:
+    """A chart description built once, then new values shown on every move."""
+
+    chart = None
+
+    def build(self, chart):
+        self.chart = chart
+        chart.spec = self.spec()
+        return chart
+
+    def spec(self) -> dict:
+        raise NotImplementedError
+
+    def _show(self, **data) -> None:
+        self.chart.data = data
+
+
+class PicturePanel(Panel):
+    """The example: its picture, its label and what the teacher and the student guess."""
+
+    def spec(self) -> dict:
+        return {"kind": "image", "width": 250, "height": 124}
+
+    def show(self, picture: np.ndarray, title: str) -> None:
+        self._show(pixels=_rounded(picture, 3), title=title)
+
+
+class SoftTargetsPanel(Panel):
+    """Panel (a): grouped bars of the teacher's and the student's soft targets."""
+
+    def __init__(self, classes):
+        self.classes = [str(name) for name in classes]
+
+    def spec(self) -> dict:
+        return {"kind": "bars", "width": 400, "height": 250, "categories": self.classes, "ylim": [0, 1],
+                "xlabel": "class", "ylabel": "probability", "caption_class": "kdlab-readout",
+                "series": [{"label": "teacher", "colour": MODEL_COLOURS["teacher"]},
+                           {"label": "student (baseline)", "colour": MODEL_COLOURS["student"]}]}
+
+    def show(self, panel: dict, T: float, label: int) -> None:
+        name = self.classes[label]
+        self._show(values=[_rounded(panel["teacher"]), _rounded(panel["student"])], title=f"(a) Soft targets at T = {T:.3g}",
+                   caption=f"T = {T:.3g}: teacher p({name}) = {panel['teacher'][label]:.3f}, "
+                           f"student p({name}) = {panel['student'][label]:.3f}")
+
+
+class LossPanel(Panel):
+    """Panel (b): the example's loss as its soft part, its hard part and their total."""
+
+    def spec(self) -> dict:
+        return {"kind": "bars", "width": 340, "height": 250, "categories": ["α·T²·KL", "(1−α)·CE", "total"],
+                "colours": [TERM_COLOURS[key] for key in ("soft", "hard", "total")], "series": [{"label": "loss"}],
+                "xlabel": "term", "ylabel": "loss on this example"}
+
+    def show(self, panel: dict, T: float, alpha: float) -> None:
+        heights = [panel["soft"], panel["hard"], panel["total"]]
+        self._show(values=[_rounded(heights, 6)], labels=[f"{height:.3g}" for height in heights],
+                   ylim=[0, max(heights) * 1.25 or 1.0], title=f"(b) The loss at T = {T:.3g}, α = {alpha:.2f}")
+
+
+class GradientPanel(Panel):
+    """Panel (c): each term's gradient on each student logit, on a y-range fixed per example."""
+
+    SERIES = {"soft": "soft term α·T²·KL", "soft_without_T2": "soft, without T²", "hard": "hard term (1−α)·CE"}
+
+    def __init__(self, classes):
+        self.classes = [str(name) for name in classes]
+        self.limit = 1.0
+
+    def spec(self) -> dict:
+        return {"kind": "bars", "width": 400, "height": 250, "categories": self.classes, "zero_line": True,
+                "xlabel": "student logit (class)", "ylabel": "∂ loss / ∂ logit",
+                "series": [{"label": label, "colour": TERM_COLOURS[key]} for key, label in self.SERIES.items()]}
+
+    def show(self, panel: dict, T: float, alpha: float) -> None:
+        self._show(values=[_rounded(panel[key], 5) for key in self.SERIES], ylim=[-self.limit, self.limit],
+                   title=f"(c) Gradients at T = {T:.3g}, α = {alpha:.2f}: largest |soft| "
+                         f"{np.abs(panel['soft']).max():.2g}, without T² {np.abs(panel['soft_without_T2']).max():.2g}")
+
+
+class GridPanel(Panel):
+    """Panel (d): students trained over T x alpha, T = 1 on top as in notebook 06; cells within noise
+    of the alpha = 0 column are hatched, so only real differences stand out."""
+
+    def __init__(self, grid: Grid):
+        self.grid = grid
+
+    def spec(self) -> dict:
+        grid, accuracy = self.grid, np.asarray(self.grid.accuracy, dtype=float)
+        low, high = np.nanmin(accuracy), np.nanmax(accuracy)
+        shade = colors.Normalize(low, high if high > low else low + 1e-9)
+        cells = colormaps["viridis"](shade(accuracy))
+        noise = grid.within_noise()
+        runs = 1 if grid.runs is None else len(grid.runs)
+        note = (f"{runs} students per cell; hatched: no different from α = 0 (95 %)" if noise is not None
+                else "one student per cell: read with care")
+        return {"kind": "heatmap", "width": 340, "height": 250, "rows": [f"{T:g}" for T in grid.temperatures],
+                "columns": [f"{alpha:g}" for alpha in grid.alphas], "xlabel": "α (teacher weight)",
+                "ylabel": "temperature T", "colours": [[colors.to_hex(cell) for cell in row] for row in cells],
+                "text": [[f"{value:.3f}" for value in row] for row in accuracy],
+                "text_colours": [["black" if cell[:3] @ (0.299, 0.587, 0.114) > 0.5 else "white" for cell in row]
+                                 for row in cells],
+                "marks": None if noise is None else noise.tolist(), "note": note}
+
+    def show(self, panel: dict) -> None:
+        interval = panel["interval"]
+        spread = f" (95 % CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
+        self._show(highlight=[panel["row"], panel["column"]],
+                   title=f"(d) Trained: T = {panel['T']:g}, α = {panel['alpha']:g}: {panel['cell_accuracy']:.3f}{spread}")
+
+
+class CurvesPanel(Panel):
+    """The baseline's test accuracy per epoch, the teacher's, and the latest "Train now" student's."""
+
+    def __init__(self, baseline_curve: list[float], teacher_accuracy: float, epochs: int):
+        self.baseline = {"x": list(range(1, len(baseline_curve) + 1)), "y": _rounded(baseline_curve),
+                         "label": "baseline", "colour": TERM_COLOURS["hard"]}
+        self.teacher = {"x": [0, epochs], "y": [teacher_accuracy] * 2, "dash": True, "colour": "#333333",
+                        "label": f"teacher {teacher_accuracy:.3f}"}
+        low = min(baseline_curve[len(baseline_curve) // 5:] or baseline_curve or [1.0])
+        self.ylim, self.epochs = [max(0.0, math.floor((low - 0.1) * 10) / 10), 1.0], epochs
+
+    def spec(self) -> dict:
+        return {"kind": "lines", "width": 250, "height": 165, "xlim": [0, self.epochs], "ylim": self.ylim,
+                "xlabel": "epoch", "ylabel": "test accuracy", "left": 46}
+
+    def show(self, curve: list[float] | None = None, label: str = "Train now") -> None:
+        distilled = {"x": list(range(1, len(curve or []) + 1)), "y": _rounded(curve or []), "label": label,
+                     "colour": TERM_COLOURS["soft"]}
+        self._show(lines=[self.baseline, distilled, self.teacher], title="Students on the transfer set")
+
+
+# ----------------------------------------------------------------------------- the static view
+
+def static_figure(charts, columns: int = 3) -> Figure:
+    """The charts (spec and data each) drawn by matplotlib into one figure, as the browser draws them."""
+    rows = math.ceil(len(charts) / columns)
+    figure = Figure(figsize=(5.2 * columns, 3.6 * rows), dpi=80, layout="constrained")
+    for ax, (spec, data) in zip(figure.subplots(rows, columns, squeeze=False).flat, charts):
+        _STATIC[spec["kind"]](ax, spec, data)
+        ax.set_title(data.get("title", ""), fontsize="medium", pad=24 if ax.get_legend() else 6)
+    for ax in figure.axes[len(charts):]:
+        ax.set_axis_off()
+    return figure
+
+
+def _static_bars(ax, spec, data) -> None:
+    series, positions = spec["series"], np.arange(len(spec["categories"]))
+    width = 0.8 / len(series)
+    for index, (style, values) in enumerate(zip(series, data["values"])):
+        ax.bar(positions + (index - (len(series) - 1) / 2) * width, values, width, label=style["label"],
+               color=spec.get("colours") or style["colour"])
+    for position, text, value in zip(positions, data.get("labels", []), data["values"][0]):
+        ax.text(position, value, text, ha="center", va="bottom")
+    if spec.get("zero_line"):
+        ax.axhline(0, color="black", linewidth=1)
+    ax.set(xticks=positions, ylim=data.get("ylim") or spec.get("ylim"), xlabel=spec["xlabel"], ylabel=spec["ylabel"])
+    ax.set_xticklabels(spec["categories"])
+    if len(series) > 1:  # above the axes, as in the browser: a legend never covers a bar
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(series), fontsize="small", frameon=False)
+
+
+def _static_heatmap(ax, spec, data) -> None:
+    ax.imshow(colors.to_rgba_array(np.array(spec["colours"]).ravel()).reshape(len(spec["rows"]), -1, 4),
+              aspect="auto")
+    for (row, column), text in np.ndenumerate(np.array(spec["text"])):
+        ax.text(column, row, text, ha="center", va="center", color=spec["text_colours"][row][column])
+        if spec["marks"] and spec["marks"][row][column]:
+            ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, hatch="//", edgecolor="white",
+                                   linewidth=0, alpha=0.5))
+    ax.add_patch(Rectangle((data["highlight"][1] - 0.5, data["highlight"][0] - 0.5), 1, 1, fill=False,
+                           edgecolor="red", linewidth=3))
+    ax.set(xticks=range(len(spec["columns"])), yticks=range(len(spec["rows"])), xlabel=spec["xlabel"],
+           ylabel=spec["ylabel"])
+    ax.set_xticklabels(spec["columns"])
+    ax.set_yticklabels(spec["rows"])
+
+
+def _static_lines(ax, spec, data) -> None:
+    for line in data["lines"]:
+        ax.plot(line["x"], line["y"], color=line["colour"], linestyle="--" if line.get("dash") else "-",
+                label=line["label"])
+    ax.set(xlim=spec["xlim"], ylim=spec["ylim"], xlabel=spec["xlabel"], ylabel=spec["ylabel"])
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize="x-small", frameon=False)
+
+
+def _static_image(ax, spec, data) -> None:
+    ax.imshow(np.asarray(data["pixels"]), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_axis_off()
+
+
+_STATIC = {"bars": _static_bars, "heatmap": _static_heatmap, "lines": _static_lines, "image": _static_image}
