@@ -1,0 +1,50 @@
+import math
+import statistics
+
+import pytest
+
+from kdlab.comparison import mean_interval, paired_difference, t_critical
+
+
+def test_t_critical_values_match_the_table_and_fall_to_the_normal_value():
+    assert t_critical(1) == 12.706 and t_critical(4) == 2.776 and t_critical(30) == 2.042
+    assert t_critical(35) == 2.021 and t_critical(1000) == 1.960
+    assert all(t_critical(df) >= t_critical(df + 1) for df in range(1, 200))
+    with pytest.raises(ValueError, match="at least 2 values"):
+        t_critical(0)
+
+
+def test_mean_interval_is_mean_plus_minus_t_times_standard_error():
+    values = [0.91, 0.93, 0.90, 0.95, 0.92]
+    interval = mean_interval(values)
+    half_width = 2.776 * statistics.stdev(values) / math.sqrt(5)
+    assert interval["mean"] == pytest.approx(0.922)
+    assert interval["ci_low"] == pytest.approx(0.922 - half_width)
+    assert interval["ci_high"] == pytest.approx(0.922 + half_width)
+    assert interval["n"] == 5
+    with pytest.raises(ValueError, match="at least 2 values"):
+        mean_interval([0.9])
+
+
+@pytest.mark.parametrize("control, treated, verdict", [
+    ([0.90, 0.91, 0.92, 0.93, 0.94], [0.92, 0.925, 0.94, 0.945, 0.96], "helps"),
+    ([0.92, 0.925, 0.94, 0.945, 0.96], [0.90, 0.91, 0.92, 0.93, 0.94], "hurts"),
+    ([0.90, 0.91, 0.92, 0.93, 0.94], [0.91, 0.90, 0.93, 0.92, 0.945], "inconclusive"),
+])
+def test_the_verdict_follows_the_interval_of_the_paired_differences(control, treated, verdict):
+    difference = paired_difference(control, treated)
+    assert difference.verdict == verdict == difference["verdict"]
+    assert difference["mean"] == pytest.approx(statistics.fmean(t - c for c, t in zip(control, treated)))
+    assert verdict in difference.describe()
+
+
+def test_pairing_removes_the_spread_shared_by_both_members_of_a_pair():
+    control = [0.80, 0.85, 0.90, 0.95, 0.99]  # seeds differ a lot...
+    treated = [value + 0.01 + 0.001 * (i % 2) for i, value in enumerate(control)]  # ...the gain hardly
+    assert paired_difference(control, treated).verdict == "helps"
+    assert mean_interval(control)["ci_high"] > mean_interval(treated)["ci_low"]  # unpaired intervals overlap
+
+
+def test_a_paired_difference_needs_pairs():
+    with pytest.raises(ValueError, match="as many treated as control"):
+        paired_difference([0.9, 0.8], [0.9])
