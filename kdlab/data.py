@@ -77,29 +77,40 @@ class TensorData:
         whatever a random draw gives. Labels and `classes` are unchanged, so a model trained on
         the subset still has an output for an excluded class (Hinton et al.'s "no 3s" experiment).
         """
+        return self._select(self._balanced_indices(n, exclude_classes, seed))
+
+    def split(self, n: int, *, seed: int = 0) -> tuple[TensorData, TensorData]:
+        """(rest, held_out): n examples balanced over the classes held out, e.g. a validation set
+        carved from the training data, so that budgets and settings are never chosen on the test set."""
+        held_out = self._balanced_indices(n, (), seed)
+        rest = torch.ones(len(self), dtype=torch.bool)
+        rest[held_out] = False
+        return self._select(torch.nonzero(rest).flatten()), self._select(held_out)
+
+    def _balanced_indices(self, n: int | None, exclude_classes: Iterable[int | str], seed: int) -> torch.Tensor:
         excluded = {self._class_index(c) for c in exclude_classes}
         labels = self.labels.cpu()
         keep = torch.nonzero(~torch.isin(labels, torch.tensor(sorted(excluded), dtype=labels.dtype))).flatten()
         if n is None:
-            chosen = keep
-        else:
-            if not 1 <= n <= len(keep):
-                raise ValueError(f"n must be between 1 and {len(keep)} (examples left after exclusion), got {n}")
-            generator = torch.Generator().manual_seed(seed)
-            shuffled = keep[torch.randperm(len(keep), generator=generator)]
-            shuffled_labels = labels[shuffled]
-            # Rank of each example within its class in the shuffled order; taking the n smallest
-            # (rank, seeded class priority) keys deals examples round-robin over the classes.
-            rank = torch.empty_like(shuffled)
-            for label in shuffled_labels.unique():
-                in_class = shuffled_labels == label
-                rank[in_class] = torch.arange(int(in_class.sum()))
-            class_priority = torch.randperm(self.num_classes, generator=generator)
-            order = torch.argsort(rank * self.num_classes + class_priority[shuffled_labels])
-            chosen = shuffled[order[:n]].sort().values
-        return dataclasses.replace(
-            self, inputs=self.inputs[chosen.to(self.inputs.device)], labels=self.labels[chosen.to(self.labels.device)]
-        )
+            return keep
+        if not 1 <= n <= len(keep):
+            raise ValueError(f"n must be between 1 and {len(keep)} (examples left after exclusion), got {n}")
+        generator = torch.Generator().manual_seed(seed)
+        shuffled = keep[torch.randperm(len(keep), generator=generator)]
+        shuffled_labels = labels[shuffled]
+        # Rank of each example within its class in the shuffled order; taking the n smallest
+        # (rank, seeded class priority) keys deals examples round-robin over the classes.
+        rank = torch.empty_like(shuffled)
+        for label in shuffled_labels.unique():
+            in_class = shuffled_labels == label
+            rank[in_class] = torch.arange(int(in_class.sum()))
+        class_priority = torch.randperm(self.num_classes, generator=generator)
+        order = torch.argsort(rank * self.num_classes + class_priority[shuffled_labels])
+        return shuffled[order[:n]].sort().values
+
+    def _select(self, indices: torch.Tensor) -> TensorData:
+        return dataclasses.replace(self, inputs=self.inputs[indices.to(self.inputs.device)],
+                                   labels=self.labels[indices.to(self.labels.device)])
 
     def _class_index(self, label: int | str) -> int:
         if isinstance(label, str):
@@ -200,6 +211,22 @@ def make_loader(
     if data.nbytes <= max_device_bytes:
         return _DeviceBatches(tuple(tensor.to(device) for tensor in tensors), batch_size, shuffle, seed)
     return _HostBatches(tensors, batch_size, shuffle, device, seed)
+
+
+def jitter(inputs: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image moved by its own random shift of up to `max_shift` pixels across and down, edge
+    pixels repeated: Hinton et al.'s "jittered inputs", which stop a teacher memorising where
+    the ink is. (n, C, H, W) in, the same shape out."""
+    if max_shift < 1:
+        return inputs
+    count, _, height, width = inputs.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (2, count, 1), generator=generator,
+                           device=generator.device).to(inputs.device)
+    padded = torch.nn.functional.pad(inputs, (max_shift,) * 4, mode="replicate")
+    rows = torch.arange(height, device=inputs.device) + max_shift + shifts[0]  # (n, H)
+    columns = torch.arange(width, device=inputs.device) + max_shift + shifts[1]  # (n, W)
+    examples = torch.arange(count, device=inputs.device)[:, None, None]
+    return padded[examples, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
 
 
 def canonical_name(name: str) -> str:
