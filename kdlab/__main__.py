@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
+import tempfile
 from pathlib import Path
 
 from kdlab import distributed, experiment, language
+from kdlab.checkpoints import is_checkpoint, write_text_atomically
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
 from kdlab.experiment import compare_students, load_or_train_teacher
+from kdlab.interrupt import TrainingInterrupted
+from kdlab.losses import check_hyperparameters, check_temperature
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.text import DEFAULT_CORPUS, load_corpus
 from kdlab.train import pick_device
@@ -30,13 +33,47 @@ def main(argv=None) -> int:
     except ValueError as error:
         parser.error(str(error))
     try:
+        check_outputs(arguments)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
         return arguments.run(arguments, device)
     except (DatasetUnavailable, ValueError) as error:  # CheckpointError and CorpusError are ValueErrors
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("Stopped.", file=sys.stderr)
+    except TrainingInterrupted as stop:
+        print(f"Interrupted: {stop.message}.", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:
+        print("Interrupted before training started; nothing was written.", file=sys.stderr)
+        return 130
+
+
+def check_outputs(arguments) -> None:
+    """Refuse, before any work, outputs that could only fail after it: a --json that is a folder, a
+    checkpoint or unwritable, and a --data-root that is a file or unwritable."""
+    data_root = Path(arguments.data_root)
+    if data_root.exists() and not data_root.is_dir():
+        raise ValueError(f"--data-root {data_root} is a file; give a folder for datasets and checkpoints")
+    _check_writable_folder(data_root, "--data-root")
+    if getattr(arguments, "json", None):
+        target = Path(arguments.json)
+        if target.is_dir():
+            raise ValueError(f"--json {target} is a folder; give a file name such as {target / 'results.json'}")
+        if is_checkpoint(target):
+            raise ValueError(f"--json {target} is a kdlab checkpoint; writing JSON over it would destroy it. "
+                             "Choose another file name")
+        _check_writable_folder(target.parent, "--json")
+
+
+def _check_writable_folder(folder: Path, option: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option}: cannot write into {folder} ({error.strerror or error}); "
+                         "choose a folder you can write to") from None
 
 
 def run_teacher(arguments, device) -> int:
@@ -45,23 +82,27 @@ def run_teacher(arguments, device) -> int:
               "the language teacher itself", file=sys.stderr)
         return 2
     train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
-    teacher, metadata = load_or_train_teacher(train, test, root=arguments.data_root, epochs=arguments.epochs,
-                                              seed=arguments.seed, device=device,
-                                              progress=arguments.progress, retrain=arguments.retrain)
+    try:
+        teacher, metadata = load_or_train_teacher(train, test, root=arguments.data_root, epochs=arguments.epochs,
+                                                  seed=arguments.seed, device=device,
+                                                  progress=arguments.progress, retrain=arguments.retrain)
+    except TrainingInterrupted as stop:
+        write_json(arguments.json, {"dataset": train.name, "interrupted": stop.message,
+                                    "teacher": {"epochs_done": stop.history.epochs, "epochs": arguments.epochs}})
+        raise
     print(f"teacher on {train.name}: test accuracy {metadata['accuracy']:.4f} "
           f"({metadata['epochs']} epochs, seed {metadata['seed']})")
     write_json(arguments.json, {"dataset": train.name, "teacher": metadata})
     return 0
 
 
-# Options that belong to one of distill's two experiments: (attribute, default). They default to
-# None so that one given to the other experiment is an error rather than silently ignored.
-IMAGE_OPTIONS = {"--epochs": ("epochs", experiment.STUDENT_EPOCHS),
-                 "--teacher-epochs": ("teacher_epochs", experiment.TEACHER_EPOCHS),
-                 "--student": ("student", experiment.STUDENT_SIZE),
-                 "--transfer-size": ("transfer_size", experiment.TRANSFER_SIZE)}
-TEXT_OPTIONS = {"--steps": ("steps", language.STUDENT_STEPS),
-                "--teacher-steps": ("teacher_steps", language.TEACHER_STEPS)}
+# Options that belong to one of distill's two experiments: flag -> attribute. They default to None so
+# that one given to the other experiment is an error rather than silently ignored, and so that an
+# image dataset's own defaults (experiment.SETTINGS) fill whatever was not given.
+IMAGE_OPTIONS = {"--epochs": "epochs", "--teacher-epochs": "teacher_epochs", "--student": "student",
+                 "--transfer-size": "transfer_size", "--validation": "validation"}
+TEXT_OPTIONS = {"--steps": "steps", "--teacher-steps": "teacher_steps"}
+VALIDATION_SEED = 12345  # the held-out split never moves with the students' seeds
 
 
 def run_distill(arguments, device) -> int:
@@ -71,79 +112,119 @@ def run_distill(arguments, device) -> int:
               file=sys.stderr)
         return 2
     own, other = (TEXT_OPTIONS, IMAGE_OPTIONS) if text_run else (IMAGE_OPTIONS, TEXT_OPTIONS)
-    misplaced = [flag for flag, (name, _) in other.items() if getattr(arguments, name) is not None]
+    misplaced = [flag for flag, name in other.items() if getattr(arguments, name) is not None]
     if misplaced:
         kind = "image datasets" if text_run else f"--dataset {DEFAULT_CORPUS} or --text"
         print(f"error: {', '.join(misplaced)} only apply to {kind}", file=sys.stderr)
         return 2
-    for name, default in own.values():
-        if getattr(arguments, name) is None:
-            setattr(arguments, name, default)
-    defaults = language if text_run else experiment  # T and alpha suit each experiment
-    arguments.temperature = defaults.TEMPERATURE if arguments.temperature is None else arguments.temperature
-    arguments.alpha = defaults.ALPHA if arguments.alpha is None else arguments.alpha
     if text_run:
         return run_language_distill(arguments, device)
+    return run_image_distill(arguments, device)
+
+
+def run_image_distill(arguments, device) -> int:
     train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
-    if arguments.transfer_size > len(train):
-        print(f"error: --transfer-size {arguments.transfer_size} is more than the {len(train)} training examples "
-              f"of {train.name}; use at most {len(train)}, or 0 for all of them", file=sys.stderr)
+    setting = experiment.setting_for(train.name)
+    options = {name: getattr(setting, name) if getattr(arguments, name) is None else getattr(arguments, name)
+               for name in ("epochs", "teacher_epochs", "student", "transfer_size", "T", "alpha")}
+    pool, scored_on = train, test
+    if arguments.validation:
+        if arguments.validation >= len(train):
+            print(f"error: --validation {arguments.validation} leaves no training examples of {train.name}'s "
+                  f"{len(train)}; hold out fewer", file=sys.stderr)
+            return 2
+        pool, scored_on = train.split(arguments.validation, seed=VALIDATION_SEED)
+    if options["transfer_size"] > len(pool):
+        print(f"error: --transfer-size {options['transfer_size']} is more than the {len(pool)} training examples "
+              f"available; use at most {len(pool)}, or 0 for all of them", file=sys.stderr)
         return 2
-    transfer = train.subset(arguments.transfer_size) if arguments.transfer_size else train
-    teacher, teacher_metadata = load_or_train_teacher(train, test, root=arguments.data_root,
-                                                      epochs=arguments.teacher_epochs, device=device,
-                                                      progress=arguments.progress)
-    spec = student_spec(train.input_shape, arguments.student, train.num_classes)
-    print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; "
-          f"{arguments.student} students on {len(transfer)} labelled examples, T={arguments.temperature}, "
-          f"alpha={arguments.alpha}, {arguments.epochs} epochs, {arguments.seeds} seeds")
-    results = compare_students(teacher, transfer, test, spec, seeds=range(arguments.seeds),
-                               T=arguments.temperature, alpha=arguments.alpha, epochs=arguments.epochs,
-                               device=device, progress=arguments.progress)
+    try:
+        teacher, teacher_metadata = load_or_train_teacher(train, test, root=arguments.data_root,
+                                                          epochs=options["teacher_epochs"], device=device,
+                                                          progress=arguments.progress)
+    except TrainingInterrupted as stop:
+        write_json(arguments.json, {"dataset": train.name, "interrupted": stop.message, "runs": []})
+        raise
+    spec = student_spec(train.input_shape, options["student"], train.num_classes)
+    split = f"validation ({len(scored_on)} training examples held out)" if arguments.validation else "test"
+    labelled = f"{options['transfer_size']} labelled examples drawn per seed" if options["transfer_size"] else \
+        f"all {len(pool)} training examples"
+    print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; {options['student']} students "
+          f"on {labelled}, T={options['T']}, alpha={options['alpha']}, {options['epochs']} epochs, "
+          f"{arguments.seeds} seeds; scored on {split}")
+    settings = {**options, "seeds": arguments.seeds, "scored_on": "validation" if arguments.validation else "test"}
+    header = {"dataset": train.name, "device": str(device), "settings": settings, "teacher": teacher_metadata}
+    try:
+        results = compare_students(teacher, pool, scored_on, spec, transfer_size=options["transfer_size"] or None,
+                                   seeds=range(arguments.seeds), T=options["T"], alpha=options["alpha"],
+                                   epochs=options["epochs"], device=device, progress=arguments.progress)
+    except TrainingInterrupted as stop:
+        if stop.partial:
+            print(results_table(stop.partial))
+        write_json(arguments.json, {**header, "interrupted": stop.message,
+                                    **(image_results_json(stop.partial) if stop.partial else {"runs": []})})
+        raise
     print(results_table(results))
-    write_json(arguments.json, {
-        "dataset": train.name, "device": str(device),
-        "settings": {"T": arguments.temperature, "alpha": arguments.alpha, "epochs": arguments.epochs,
-                     "student": arguments.student, "transfer_size": len(transfer), "seeds": arguments.seeds},
-        "teacher": teacher_metadata,
-        "baseline": results["baseline"], "distilled": results["distilled"],
-        "runs": [{key: run[key] for key in ("seed", "baseline", "distilled", "baseline_agreement",
-                                            "distilled_agreement")} for run in results["runs"]],
-        "teacher_parameters": results["teacher_parameters"],
-        "student_parameters": results["student_parameters"]})
+    write_json(arguments.json, {**header, **image_results_json(results)})
     return 0
 
 
+def image_results_json(results: dict) -> dict:
+    gain = results["gain"]
+    return {"baseline": results["baseline"], "distilled": results["distilled"],
+            "gain": {key: gain[key] for key in ("mean", "ci_low", "ci_high", "sd", "n")} if gain else None,
+            "verdict": results["verdict"],
+            "baseline_loss": results["baseline_loss"], "distilled_loss": results["distilled_loss"],
+            "runs": [{key: run[key] for key in ("seed", "transfer_size", "baseline", "distilled", "baseline_loss",
+                                                "distilled_loss", "baseline_agreement", "distilled_agreement")}
+                     for run in results["runs"]],
+            "teacher_parameters": results["teacher_parameters"],
+            "student_parameters": results["student_parameters"]}
+
+
 def run_language_distill(arguments, device) -> int:
+    for name, default in (("steps", language.STUDENT_STEPS), ("teacher_steps", language.TEACHER_STEPS),
+                          ("T", language.TEMPERATURE), ("alpha", language.ALPHA)):
+        if getattr(arguments, name) is None:
+            setattr(arguments, name, default)
     corpus = load_corpus(arguments.text)
     teacher_spec, student_spec = language.language_specs(corpus)
     teacher, metadata = language.load_or_train_language_teacher(
         corpus, root=arguments.data_root, spec=teacher_spec, steps=arguments.teacher_steps, device=device,
         progress=arguments.progress)
     print(f"{corpus.name}: {len(corpus.train):,} training and {len(corpus.validation):,} validation characters, "
-          f"{corpus.vocab_size} symbols; students trained {arguments.steps} steps, T={arguments.temperature}, "
+          f"{corpus.vocab_size} symbols; students trained {arguments.steps} steps, T={arguments.T}, "
           f"alpha={arguments.alpha}, {arguments.seeds} seeds")
-    results = language.compare_language_students(
-        teacher, corpus, student_spec, seeds=range(arguments.seeds), steps=arguments.steps,
-        T=arguments.temperature, alpha=arguments.alpha, device=device, progress=arguments.progress)
+    header = {"dataset": corpus.name, "device": str(device),
+              "settings": {"T": arguments.T, "alpha": arguments.alpha, "steps": arguments.steps,
+                           "teacher_steps": arguments.teacher_steps, "seeds": arguments.seeds,
+                           "teacher_spec": teacher_spec, "student_spec": student_spec}}
+    try:
+        results = language.compare_language_students(
+            teacher, corpus, student_spec, seeds=range(arguments.seeds), steps=arguments.steps,
+            T=arguments.T, alpha=arguments.alpha, device=device, progress=arguments.progress)
+    except TrainingInterrupted as stop:
+        write_json(arguments.json, {**header, "interrupted": stop.message,
+                                    **(language_results_json(stop.partial) if stop.partial else {"runs": []})})
+        raise
+    write_json(arguments.json, {**header, **language_results_json(results, echo=True)})
+    return 0
+
+
+def language_results_json(results: dict, *, echo: bool = False) -> dict:
+    """Validation losses (nats and bits per character) of teacher and students; printed too with `echo`."""
     scores = {"teacher": {"validation_loss": results["teacher"], "sd": 0.0}}
     for name in ("baseline", "distilled"):
         scores[name] = {"validation_loss": results[name]["mean"], "sd": results[name]["sd"]}
     for name, score in scores.items():
         score["bits_per_character"] = language.bits_per_character(score["validation_loss"])
-        print(f"{name:>9}: {score['validation_loss']:.4f} ± {score['sd']:.4f} nats/char "
-              f"({score['bits_per_character']:.3f} bits/char)")
-    print(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
-    write_json(arguments.json, {
-        "dataset": corpus.name, "device": str(device),
-        "settings": {"T": arguments.temperature, "alpha": arguments.alpha, "steps": arguments.steps,
-                     "teacher_steps": arguments.teacher_steps, "seeds": arguments.seeds,
-                     "teacher_spec": teacher_spec, "student_spec": student_spec},
-        **scores,
-        "runs": [{key: run[key] for key in ("seed", "baseline", "distilled")} for run in results["runs"]],
-        "teacher_parameters": results["teacher_parameters"],
-        "student_parameters": results["student_parameters"]})
-    return 0
+        if echo:
+            print(f"{name:>9}: {score['validation_loss']:.4f} ± {score['sd']:.4f} nats/char "
+                  f"({score['bits_per_character']:.3f} bits/char)")
+    if echo:
+        print(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
+    return {**scores, "runs": [{key: run[key] for key in ("seed", "baseline", "distilled")} for run in results["runs"]],
+            "teacher_parameters": results["teacher_parameters"], "student_parameters": results["student_parameters"]}
 
 
 def run_download(arguments, device) -> int:
@@ -153,23 +234,25 @@ def run_download(arguments, device) -> int:
 
 
 def results_table(results: dict) -> str:
-    lines = [f"{'seed':>6} {'baseline':>9} {'distilled':>10} {'agree(base)':>12} {'agree(dist)':>12}"]
+    lines = [f"{'seed':>6} {'baseline':>9} {'distilled':>10} {'gain':>8} {'agree(base)':>12} {'agree(dist)':>12}"]
     for run in results["runs"]:
         lines.append(f"{run['seed']:>6} {run['baseline']:>9.4f} {run['distilled']:>10.4f} "
+                     f"{100 * (run['distilled'] - run['baseline']):>+8.2f} "
                      f"{run['baseline_agreement']:>12.4f} {run['distilled_agreement']:>12.4f}")
     for name in ("baseline", "distilled"):
-        lines.append(f"{name:>9}: {results[name]['mean']:.4f} ± {results[name]['sd']:.4f} (mean ± sd)")
-    gain = results["distilled"]["mean"] - results["baseline"]["mean"]
-    lines.append(f"distillation {'helped' if gain > 0 else 'did not help'} here: "
-                 f"{100 * gain:+.2f} accuracy points on average")
+        summary = results[name]
+        interval = f", 95 % CI {summary['ci_low']:.4f} to {summary['ci_high']:.4f}" if "ci_low" in summary else ""
+        lines.append(f"{name:>9}: {summary['mean']:.4f} ± {summary['sd']:.4f} (mean ± sd{interval})")
+    gain = results["gain"]
+    lines.append(f"distilled - baseline, paired: {gain.describe()}" if gain else
+                 "one seed: no interval, so no verdict; run --seeds 5 or more")
     lines.append(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
     return "\n".join(lines)
 
 
 def write_json(path, payload) -> None:
     if path and distributed.world()[0] == 0:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=2))
+        write_text_atomically(path, json.dumps(payload, indent=2))
         print(f"wrote {path}")
 
 
@@ -187,17 +270,30 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def temperature(text: str) -> float:
-    value = _number(text, float)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"the temperature must be a finite number above 0, got {text!r}")
+MAX_SEED = 2**31 - 1  # students of seed s use s + k; torch takes seeds below 2**64
+
+
+def seed_number(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"the seed must be a whole number from 0 to {MAX_SEED}, got {text!r}")
     return value
 
 
+def temperature(text: str) -> float:
+    return _checked(_number(text, float), check_temperature)
+
+
 def unit_interval(text: str) -> float:
-    value = _number(text, float)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"alpha must lie in [0, 1], got {text!r}")
+    return _checked(_number(text, float), lambda alpha: check_hyperparameters(experiment.TEMPERATURE, alpha))
+
+
+def _checked(value, check):
+    """The library's own check, in its own words, as an argparse error (a usage message, exit 2)."""
+    try:
+        check(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return value
 
 
@@ -232,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     teacher = commands.add_parser("teacher", parents=[common], help="train and save a teacher")
-    teacher.add_argument("--epochs", type=positive_int, default=experiment.TEACHER_EPOCHS)
-    teacher.add_argument("--seed", type=non_negative_int, default=0)
+    teacher.add_argument("--epochs", type=positive_int, help="default: the dataset's (digits: "
+                         f"{experiment.TEACHER_EPOCHS})")
+    teacher.add_argument("--seed", type=seed_number, default=0, help=f"0 to {MAX_SEED}")
     teacher.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
     teacher.set_defaults(run=run_teacher)
 
@@ -242,17 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train (or load) the teacher, then for each seed a baseline student on hard labels and a "
                     "distilled student from the same initial weights, on a small labelled transfer set.")
     students.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
-    students.add_argument("--temperature", "-T", type=temperature,
+    students.add_argument("--temperature", "-T", dest="T", type=temperature,
                           help=f"default: {experiment.TEMPERATURE} (images), {language.TEMPERATURE} (text)")
     students.add_argument("--alpha", type=unit_interval, help=f"weight of the teacher term; default: "
                           f"{experiment.ALPHA} (images), {language.ALPHA} (text)")
-    images = students.add_argument_group("image datasets")
-    images.add_argument("--epochs", type=positive_int, help=f"student epochs (default: {experiment.STUDENT_EPOCHS})")
-    images.add_argument("--teacher-epochs", type=positive_int, help=f"default: {experiment.TEACHER_EPOCHS}")
-    images.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), help=f"default: {experiment.STUDENT_SIZE}")
+    images = students.add_argument_group("image datasets (defaults per dataset: README, 'The default experiment')")
+    images.add_argument("--epochs", type=positive_int, help=f"student epochs (digits: {experiment.STUDENT_EPOCHS})")
+    images.add_argument("--teacher-epochs", type=positive_int, help=f"digits: {experiment.TEACHER_EPOCHS}")
+    images.add_argument("--student", choices=sorted(STUDENT_SIZES["mlp"]), help=f"digits: {experiment.STUDENT_SIZE}")
     images.add_argument("--transfer-size", type=non_negative_int,
-                        help="labelled examples the students learn from; 0 = the whole training set "
-                             f"(default: {experiment.TRANSFER_SIZE})")
+                        help="labelled examples each seed draws for its students; 0 = the whole training set "
+                             f"(digits: {experiment.TRANSFER_SIZE})")
+    images.add_argument("--validation", type=positive_int, metavar="N",
+                        help="hold out N training examples and score on them instead of the test set: "
+                             "the way to choose settings without looking at the test set")
     text = students.add_argument_group(f"language models (--dataset {DEFAULT_CORPUS} or --text FILE)")
     text.add_argument("--text", metavar="FILE", help="a UTF-8 text file to use instead of Python's help text")
     text.add_argument("--steps", type=positive_int, help=f"student training steps (default: {language.STUDENT_STEPS})")
