@@ -48,10 +48,10 @@ class PairedDifference(dict):
     def verdict(self) -> str:
         return self["verdict"]
 
-    def describe(self, unit_scale: float = 100.0, unit: str = "points") -> str:
+    def describe(self, unit_scale: float = 100.0, unit: str = "points", decimals: int = 2) -> str:
         """One line for people: '+1.20 points (95 % CI +0.40 to +2.00, 5 seeds): helps'."""
-        return (f"{unit_scale * self['mean']:+.2f} {unit} (95 % CI {unit_scale * self['ci_low']:+.2f} to "
-                f"{unit_scale * self['ci_high']:+.2f}, {self['n']} seeds): {self['verdict']}")
+        low, mean, high = (f"{unit_scale * self[key]:+.{decimals}f}" for key in ("ci_low", "mean", "ci_high"))
+        return f"{mean} {unit} (95 % CI {low} to {high}, {self['n']} seeds): {self['verdict']}"
 
 
 def paired_difference(control, treated) -> PairedDifference:

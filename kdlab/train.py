@@ -127,7 +127,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,
         T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None,
-        compile: bool = False, jitter_pixels: int = 0) -> History:
+        compile: bool = False, jitter_pixels: int = 0, label_smoothing: float = 0.0) -> History:
     """Train `model` in place with Adam on hard labels; with `teacher`, distil instead (kd_loss at T, alpha).
 
     Returns the per-epoch history. The same seed gives identical numbers on the CPU. `on_epoch`,
@@ -135,7 +135,9 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     `compile=True` runs the training forward pass through torch.compile (worth it for long runs
     on a GPU; the first epoch pays for the compilation). `jitter_pixels` moves each training image
     by up to that many pixels every time it is seen (teachers only: a distilled student's cached
-    teacher logits belong to the unshifted images). Under torchrun the model trains with
+    teacher logits belong to the unshifted images). `label_smoothing` (hard labels only) moves that much
+    of each target's probability evenly onto all classes: the control that asks whether a teacher
+    teaches more than softer labels would. Under torchrun the model trains with
     DistributedDataParallel, each process taking a share of every batch (see kdlab.distributed).
     """
     if epochs < 1 or batch_size < 1:
@@ -145,6 +147,11 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         if jitter_pixels:
             raise ValueError("jitter_pixels is for training on labels: the cached teacher logits belong to the "
                              "unshifted images; distil with jitter_pixels=0")
+        if label_smoothing:
+            raise ValueError("label_smoothing is for training on labels; a distilled student's soft targets "
+                             "come from its teacher, so distil with label_smoothing=0")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
     if jitter_pixels < 0:
         raise ValueError(f"jitter_pixels must be 0 or more, got {jitter_pixels}")
     device = distributed.join(pick_device(device))
@@ -182,7 +189,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
                 elif cached:
                     loss = kd_loss(logits, cached[0], labels, T=T, alpha=alpha, check_inputs=False)
                 else:
-                    loss = F.cross_entropy(logits.float(), labels)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 (loss * share).backward()
                 optimizer.step()

@@ -156,3 +156,16 @@ def test_jitter_is_refused_when_distilling(digits):
     train, _ = digits
     with pytest.raises(ValueError, match="jitter_pixels is for training on labels"):
         fit(small_student(train), train.subset(50), teacher=small_student(train), epochs=1, jitter_pixels=2)
+
+
+def test_label_smoothing_trains_towards_softer_targets(digits):
+    train, _ = digits
+    transfer = train.subset(100)
+    plain, smoothed = small_student(train), small_student(train)
+    fit(plain, transfer, epochs=200, seed=1, progress=False)
+    fit(smoothed, transfer, epochs=200, seed=1, progress=False, label_smoothing=0.3)
+    confidence = {name: torch.softmax(predict_logits(model, transfer.inputs), 1).max(1).values.mean().item()
+                  for name, model in (("plain", plain), ("smoothed", smoothed))}
+    assert confidence["smoothed"] < 0.85 < confidence["plain"]  # 0.3 spread over 10 classes caps it near 0.73
+    with pytest.raises(ValueError, match="label_smoothing must lie in"):
+        fit(small_student(train), transfer, epochs=1, label_smoothing=1.5)
