@@ -1,6 +1,7 @@
 """How much faster kdlab trains, measured on the default experiment (a benchmark, not a test).
 
     python benchmarks/bench_train.py [--json FILE] [--epochs N] [--seeds N] [--threads N] [--device D]
+                                     [--dataset NAME --data-root DIR --offline] [--compile]
 
 1. Distillation: kdlab's `distill` against a loop written the way the PyTorch knowledge-
    distillation tutorial writes it (a DataLoader over a TensorDataset, the teacher's forward pass
@@ -9,6 +10,9 @@
 2. The 5x5 T x alpha grid: kdlab.sweep's one batched pass against the same 25 students trained
    one at a time with `distill` (same initial weights and batches: the accuracies must match).
 Times cover training only; every student is scored afterwards with the same `evaluate`.
+The students, transfer set, T and alpha are the dataset's default experiment
+(`kdlab.experiment.setting_for`); each option overrides one of them. `--compile` adds kdlab's
+`distill(compile=True)` (torch.compile; its first epoch pays for the compilation).
 """
 
 from __future__ import annotations
@@ -70,36 +74,46 @@ def timed(function, *args, **kwargs):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE")
-    parser.add_argument("--epochs", type=int, default=experiment.STUDENT_EPOCHS)
+    parser.add_argument("--dataset", default="digits", help="digits (embedded), mnist, ... (default: digits)")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--offline", action="store_true", help="never download; fail at once if data is missing")
+    parser.add_argument("--epochs", type=int, help="student epochs (default: the dataset's; digits: "
+                        f"{experiment.STUDENT_EPOCHS})")
+    parser.add_argument("--teacher-epochs", type=int, help="default: the dataset's")
+    parser.add_argument("--transfer-size", type=int, help="labelled examples per student (default: the dataset's)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the distillation comparison")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--compile", action="store_true", help="also time distill(compile=True)")
     arguments = parser.parse_args(argv)
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     device = pick_device(arguments.device)
-    train, test, teacher, _ = experiment.load_data_and_teacher(root=arguments.data_root, device=device,
-                                                               progress=False)
-    transfer = train.subset(experiment.TRANSFER_SIZE)
-    spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
-    options = {"epochs": arguments.epochs, "lr": 1e-3, "batch_size": 64, "device": device}
-    T, alpha = experiment.TEMPERATURE, experiment.ALPHA
+    train, test, teacher, _ = experiment.load_data_and_teacher(
+        arguments.dataset, root=arguments.data_root, offline=arguments.offline,
+        teacher_epochs=arguments.teacher_epochs, device=device, progress=False)
+    setting = experiment.setting_for(train.name)
+    epochs = arguments.epochs or setting.epochs
+    transfer = train.subset(arguments.transfer_size or setting.transfer_size or None)
+    spec = student_spec(train.input_shape, setting.student, train.num_classes)
+    options = {"epochs": epochs, "lr": 1e-3, "batch_size": 64, "device": device}
+    T, alpha = setting.T, setting.alpha
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores")
-    print(f"{train.name}: {experiment.STUDENT_SIZE} student on {len(transfer)} examples, {arguments.epochs} epochs, "
-          f"on {where}")
+    print(f"{train.name}: {setting.student} student on {len(transfer)} examples, {epochs} epochs, "
+          f"T={T}, alpha={alpha}, on {where}")
     if device.type == "cuda":
         print("note: on CUDA kdlab runs its forward passes under bf16 autocast; the tutorial loop runs float32, "
               "as the tutorial is written")
 
-    seconds = {"kdlab": 0.0, "tutorial": 0.0}
-    accuracy = {"kdlab": [], "tutorial": []}
+    trainers = ["tutorial", "kdlab"] + (["kdlab_compiled"] if arguments.compile else [])
+    seconds = {name: 0.0 for name in trainers}
+    accuracy = {name: [] for name in trainers}
     for seed in range(arguments.seeds):
-        for name in ("tutorial", "kdlab"):
+        for name in trainers:
             student = build_model(spec, seed=seed)
-            trainer = distill if name == "kdlab" else tutorial_distill
-            extra = {"progress": False} if name == "kdlab" else {}
+            trainer = tutorial_distill if name == "tutorial" else distill
+            extra = {} if name == "tutorial" else {"progress": False, "compile": name == "kdlab_compiled"}
             seconds[name] += timed(trainer, student, teacher, transfer, T=T, alpha=alpha, seed=seed, **options,
                                    **extra)[0]
             accuracy[name].append(evaluate(student, test, device=device)["accuracy"])
@@ -112,14 +126,15 @@ def main(argv=None) -> int:
     sequential_seconds = sum(
         timed(distill, student, teacher, transfer, T=cell_T, alpha=cell_alpha, seed=0, progress=False, **options)[0]
         for student, (cell_T, cell_alpha) in zip(one_at_a_time, cells))
-    batched_seconds, (batched, _) = timed(
+    batched_seconds, batched = timed(
         distill_students, spec, teacher, transfer, seeds=range(len(cells)), temperatures=[c[0] for c in cells],
         alphas=[c[1] for c in cells], seed=0, progress=False, **options)
     grid_difference = max(abs(evaluate(a, test, device=device)["accuracy"] - evaluate(b, test, device=device)["accuracy"])
                           for a, b in zip(batched, one_at_a_time))
 
     results = {
-        "device": where, "epochs": arguments.epochs, "seeds": arguments.seeds,
+        "dataset": train.name, "device": where, "epochs": epochs, "seeds": arguments.seeds,
+        "transfer_size": len(transfer), "student": setting.student, "T": T, "alpha": alpha,
         "distill_seconds": seconds["kdlab"], "tutorial_seconds": seconds["tutorial"],
         "distill_speedup": seconds["tutorial"] / seconds["kdlab"],
         "distill_accuracy": accuracy["kdlab"], "tutorial_accuracy": accuracy["tutorial"],
@@ -127,12 +142,20 @@ def main(argv=None) -> int:
         "sweep_seconds": batched_seconds, "one_at_a_time_seconds": sequential_seconds,
         "sweep_speedup": sequential_seconds / batched_seconds, "sweep_max_accuracy_difference": grid_difference,
     }
+    if arguments.compile:
+        results |= {"compiled_seconds": seconds["kdlab_compiled"],
+                    "compiled_speedup": seconds["tutorial"] / seconds["kdlab_compiled"],
+                    "compiled_accuracy": accuracy["kdlab_compiled"]}
     print(f"{'':34} {'seconds':>8} {'speed-up':>9}   test accuracy")
     print(f"{'tutorial-style distillation loop':34} {seconds['tutorial']:8.2f} {'1.0x':>9}   "
           f"{accuracy['tutorial']['mean']:.4f} ± {accuracy['tutorial']['sd']:.4f} ({arguments.seeds} seeds)")
     print(f"{'kdlab distill':34} {seconds['kdlab']:8.2f} {results['distill_speedup']:8.1f}x   "
           f"{accuracy['kdlab']['mean']:.4f} ± {accuracy['kdlab']['sd']:.4f} "
           f"({'within' if within_noise else 'NOT within'} seed noise: {difference:+.4f})")
+    if arguments.compile:
+        print(f"{'kdlab distill, compile=True':34} {seconds['kdlab_compiled']:8.2f} "
+              f"{results['compiled_speedup']:8.1f}x   {accuracy['kdlab_compiled']['mean']:.4f} ± "
+              f"{accuracy['kdlab_compiled']['sd']:.4f} (compilation included)")
     print(f"{'25 students one at a time':34} {sequential_seconds:8.2f} {'1.0x':>9}")
     print(f"{'25 students in one batched sweep':34} {batched_seconds:8.2f} {results['sweep_speedup']:8.1f}x   "
           f"largest accuracy difference per student: {grid_difference:.4f}")
