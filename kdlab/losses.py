@@ -171,3 +171,56 @@ def alpha_from_ce_weighting(alpha_on_ce):
     """
     _validate(alpha=alpha_on_ce)
     return 1 - alpha_on_ce
+
+
+# --- feature distillation: matching what the teacher computes inside, not only its logits ----------
+
+def _validate_features(student_features, teacher_features, *, student_name, what, advice):
+    if not (isinstance(student_features, torch.Tensor) and isinstance(teacher_features, torch.Tensor)):
+        raise ValueError(f"{student_name} and teacher_features must be tensors, got "
+                         f"{type(student_features).__name__} and {type(teacher_features).__name__}")
+    if student_features.shape != teacher_features.shape:
+        raise ValueError(f"{student_name} and teacher_features must have the same shape, got "
+                         f"{tuple(student_features.shape)} and {tuple(teacher_features.shape)}; {advice}")
+    if student_features.dim() < 2:
+        raise ValueError(f"features must be {what}, got shape {tuple(student_features.shape)}")
+    if student_features.numel() == 0:
+        raise ValueError(f"the batch is empty (features of shape {tuple(student_features.shape)}); "
+                         "pass at least one example with at least one feature")
+
+
+def cosine_feature_loss(student_features, teacher_features):
+    """1 - cos(h_s, h_t), mean over the batch: the student's hidden vector points where the teacher's does.
+
+    Features are (N, D) pooled hidden representations (any (N, ...) is flattened to (N, D)), the
+    same D for both: pool or project the wider one first. This is the PyTorch KD tutorial's
+    CosineEmbeddingLoss with target +1 (its "cosine loss" student). Only the direction counts, so
+    the student's scale is left free. An all-zero vector has no direction: torch's cosine_similarity
+    clamps its norm at 1e-8, so it scores 0 similarity (a loss of 1). The teacher's features are
+    detached, so only the student gets a gradient.
+    """
+    _validate_features(student_features, teacher_features, student_name="student_features",
+                       what="(N, D) or (N, ...) with a batch dimension first",
+                       advice="pool or project the wider representation to the other's size first")
+    student = _upcast(student_features).flatten(1)
+    teacher = _upcast(teacher_features.detach()).flatten(1)
+    return (1 - F.cosine_similarity(student, teacher, dim=1)).mean()
+
+
+def hint_loss(regressed_student_features, teacher_features):
+    """FitNets' hint: the mean squared error between a regressed student feature map and the teacher's.
+
+    Romero et al. (2015) guide a student layer by a teacher layer (the "hint") through a learned
+    regressor r that maps the student's channels to the teacher's, e.g. a 1x1 or 3x3 convolution
+    trained with the student and discarded after: L_hint = mean((r(f_s) - f_t)^2). Pass r(f_s),
+    not f_s. Maps are (N, C, H, W) (any (N, ...) works), the same shape for both; the mean is over
+    every element, like nn.MSELoss (FitNets writes 1/2 times the sum: a constant factor, which
+    the term's weight absorbs). The teacher's features are detached.
+    """
+    _validate_features(regressed_student_features, teacher_features, student_name="regressed_student_features",
+                       what="(N, C, H, W) feature maps (or any (N, ...))",
+                       advice="map the student's channels to the teacher's with a regressor (e.g. a 1x1 "
+                              "nn.Conv2d) and take both maps where their height and width agree")
+    student = _upcast(regressed_student_features)
+    teacher = _upcast(teacher_features.detach())
+    return F.mse_loss(student, teacher)

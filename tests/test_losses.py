@@ -345,3 +345,82 @@ def test_unchecked_fast_path_gives_the_same_loss_and_check_hyperparameters_refus
         check_hyperparameters(3.0, 1.5)
     with pytest.raises(ValueError, match="T must be"):
         check_hyperparameters(0, 0.5)
+
+
+# --- feature losses, against hand-written loops in numpy / float64 -------------------------------
+
+from kdlab import losses as kdlab_losses  # noqa: E402  (kept with the tests that use it)
+
+
+def reference_cosine_feature_loss(student, teacher):
+    student, teacher = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (student, teacher))
+    losses = []
+    for s, t in zip(student, teacher):
+        dot = sum(a * b for a, b in zip(s, t))
+        norms = math.sqrt(sum(a * a for a in s)) * math.sqrt(sum(b * b for b in t))
+        losses.append(1 - dot / norms)
+    return sum(losses) / len(losses)
+
+
+def reference_hint_loss(student, teacher):
+    student, teacher = (np.asarray(a, dtype=np.float64).ravel() for a in (student, teacher))
+    return sum((a - b) ** 2 for a, b in zip(student, teacher)) / len(student)
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (7, 16), (4, 2, 3, 3)])
+def test_cosine_feature_loss_matches_a_hand_written_loop(shape):
+    generator = torch.Generator().manual_seed(21)
+    student, teacher = torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    loss = kdlab_losses.cosine_feature_loss(student, teacher)
+    assert loss.shape == () and loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(reference_cosine_feature_loss(student, teacher), abs=1e-6)
+
+
+def test_cosine_feature_loss_sees_only_direction_and_trains_only_the_student():
+    generator = torch.Generator().manual_seed(22)
+    teacher = torch.randn(5, 8, generator=generator)
+    assert kdlab_losses.cosine_feature_loss(3.0 * teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    assert kdlab_losses.cosine_feature_loss(-teacher, teacher).item() == pytest.approx(2.0, abs=1e-6)
+    student = torch.randn(5, 8, generator=generator, requires_grad=True)
+    teacher.requires_grad_(True)
+    kdlab_losses.cosine_feature_loss(student, teacher).backward()
+    assert student.grad is not None and teacher.grad is None
+    # the gradient is orthogonal to the student's own vector: scaling it changes nothing
+    assert torch.allclose((student.grad * student.detach()).sum(dim=1), torch.zeros(5), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (3, 4, 2, 2), (1, 1, 1, 1)])
+def test_hint_loss_matches_a_hand_written_loop(shape):
+    generator = torch.Generator().manual_seed(23)
+    student, teacher = torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    loss = kdlab_losses.hint_loss(student, teacher)
+    assert loss.shape == ()
+    assert loss.item() == pytest.approx(reference_hint_loss(student, teacher), rel=1e-6)
+
+
+def test_hint_loss_trains_the_student_and_its_regressor_but_not_the_teacher():
+    generator = torch.Generator().manual_seed(24)
+    student_map = torch.randn(3, 4, 2, 2, generator=generator)
+    teacher_map = torch.randn(3, 8, 2, 2, generator=generator, requires_grad=True)
+    regressor = torch.nn.Conv2d(4, 8, kernel_size=1)
+    kdlab_losses.hint_loss(regressor(student_map), teacher_map).backward()
+    assert regressor.weight.grad is not None and teacher_map.grad is None
+    half_precision = kdlab_losses.hint_loss(student_map.bfloat16(), student_map.bfloat16())
+    assert half_precision.dtype == torch.float32 and half_precision.item() == 0.0
+
+
+@pytest.mark.parametrize(
+    "loss, student, teacher, match",
+    [
+        ("cosine_feature_loss", torch.randn(4, 16), torch.randn(4, 64), r"same shape, got \(4, 16\) and \(4, 64\); pool"),
+        ("cosine_feature_loss", torch.randn(16), torch.randn(16), r"features must be \(N, D\)"),
+        ("cosine_feature_loss", torch.randn(0, 16), torch.randn(0, 16), "the batch is empty"),
+        ("cosine_feature_loss", [1.0, 2.0], torch.randn(2), "must be tensors, got list"),
+        ("hint_loss", torch.randn(2, 4, 4, 4), torch.randn(2, 32, 4, 4), r"same shape.*regressor.*1x1 nn\.Conv2d"),
+        ("hint_loss", torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2), r"\(2, 8, 4, 4\) and \(2, 8, 2, 2\)"),
+        ("hint_loss", torch.randn(3), torch.randn(3), r"features must be \(N, C, H, W\)"),
+    ],
+)
+def test_feature_losses_refuse_bad_shapes_clearly(loss, student, teacher, match):
+    with pytest.raises(ValueError, match=match):
+        getattr(kdlab_losses, loss)(student, teacher)
