@@ -102,7 +102,35 @@ def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
-class MLP(nn.Sequential):
+class NamedFeatures:
+    """`features(x)`: the named intermediate tensors of a Sequential net, for feature distillation and
+    similarity measures. It runs the layers in order and keeps the outputs named in `feature_names`
+    (layer index -> name), so no hook is registered and none can be left behind; the last entry is
+    "logits", equal to `model(x)`. Tensors keep their graph: a loss on them trains the layers below."""
+
+    feature_names: dict[int, str]
+
+    def features(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        named = {}
+        hidden = inputs
+        for index, layer in enumerate(self):
+            hidden = layer(hidden)
+            if index in self.feature_names:
+                named[self.feature_names[index]] = hidden
+        return named
+
+
+def _name_outputs(layers, stage_ends, stage_prefix, extra=None):
+    """{index: name}: "stage1", ... after each stage's last layer, `extra` names, "logits" last."""
+    names = {index: f"{stage_prefix}{number}" for number, index in enumerate(stage_ends, start=1)}
+    names.update(extra or {})
+    names[len(layers) - 1] = "logits"
+    return names
+
+
+class MLP(NamedFeatures, nn.Sequential):
+    """features: "hidden1", "hidden2", ... (after each ReLU) and "logits"."""
+
     def __init__(self, input_shape, hidden, num_classes, dropout=0.0):
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
@@ -113,9 +141,14 @@ class MLP(nn.Sequential):
             width = units
         layers.append(nn.Linear(width, num_classes))
         super().__init__(*layers)
+        ends = [index for index, layer in enumerate(layers) if isinstance(layer, nn.ReLU)]
+        self.feature_names = _name_outputs(layers, ends, "hidden")
 
 
-class SmallCNN(nn.Sequential):
+class SmallCNN(NamedFeatures, nn.Sequential):
+    """features: "stage1", "stage2", ... (each stage's pooled map, (N, C, H, W)), "pooled" (the global
+    average, (N, C): what the classifier reads) and "logits"."""
+
     def __init__(self, input_shape, channels, num_classes, dropout=0.0):
         layers: list[nn.Module] = []
         in_channels = input_shape[0]
@@ -133,9 +166,15 @@ class SmallCNN(nn.Sequential):
             layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(in_channels, num_classes))
         super().__init__(*layers)
+        ends = [index for index, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+        flatten = next(index for index, layer in enumerate(layers) if isinstance(layer, nn.Flatten))
+        self.feature_names = _name_outputs(layers, ends, "stage", {flatten: "pooled"})
 
 
-class ConvNet(nn.Sequential):
+class ConvNet(NamedFeatures, nn.Sequential):
+    """features: "stage1", "stage2", ... (each conv-ReLU-pool stage's map, (N, C, H, W)), "hidden" (the
+    fully connected layer after its ReLU, (N, hidden)) and "logits"."""
+
     def __init__(self, input_shape, channels, hidden, num_classes, dropout=0.3):
         layers: list[nn.Module] = []
         in_channels, (height, width) = input_shape[0], input_shape[1:]
@@ -145,6 +184,8 @@ class ConvNet(nn.Sequential):
         layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels * height * width, hidden), nn.ReLU(),
                    nn.Dropout(dropout), nn.Linear(hidden, num_classes)]
         super().__init__(*layers)
+        ends = [index for index, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+        self.feature_names = _name_outputs(layers, ends, "stage", {len(layers) - 3: "hidden"})
 
 
 class CharGPT(nn.Module):

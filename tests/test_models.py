@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kdlab.models import build_model, cnn_spec, count_parameters, mlp_spec, student_spec, teacher_spec
+from kdlab.models import build_model, cnn_spec, convnet_spec, count_parameters, mlp_spec, student_spec, teacher_spec
 
 
 def test_hinton_teacher_is_two_layers_of_1200_with_dropout():
@@ -51,3 +51,46 @@ def test_specs_with_missing_extra_or_impossible_values_are_refused_clearly():
         build_model({**mlp_spec((1, 8, 8), hidden=(4,)), "colour": "blue"})
     with pytest.raises(ValueError, match="heads must be a whole number of at least 1"):
         gpt_spec(100, heads=0)
+
+
+# --- features(x): intermediate tensors without hooks ------------------------------------------------
+
+FEATURE_SPECS = {
+    "mlp": (mlp_spec((1, 8, 8), hidden=(16, 8), dropout=0.5),
+            {"hidden1": (3, 16), "hidden2": (3, 8), "logits": (3, 10)}),
+    "cnn": (cnn_spec((1, 8, 8), channels=(4, 8), dropout=0.2),
+            {"stage1": (3, 4, 4, 4), "stage2": (3, 8, 2, 2), "pooled": (3, 8), "logits": (3, 10)}),
+    "convnet": (convnet_spec((1, 8, 8), channels=(4, 8), hidden=16),
+                {"stage1": (3, 4, 4, 4), "stage2": (3, 8, 2, 2), "hidden": (3, 16), "logits": (3, 10)}),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FEATURE_SPECS))
+def test_features_are_named_in_order_and_end_in_the_models_own_logits(family):
+    spec, shapes = FEATURE_SPECS[family]
+    model = build_model(spec, seed=0).eval()
+    inputs = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    features = model.features(inputs)
+    assert {name: tuple(tensor.shape) for name, tensor in features.items()} == shapes
+    assert list(features) == list(shapes)  # shallow to deep
+    assert torch.equal(features["logits"], model(inputs))
+
+
+@pytest.mark.parametrize("family", sorted(FEATURE_SPECS))
+def test_features_leave_no_hooks_behind_and_change_no_checkpoint(family):
+    spec, _ = FEATURE_SPECS[family]
+    model, plain = build_model(spec, seed=0), build_model(spec, seed=0)
+    for _ in range(3):
+        model.features(torch.randn(2, 1, 8, 8))
+    for module in model.modules():
+        assert not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
+    assert list(model.state_dict()) == list(plain.state_dict())  # the same keys a checkpoint stores
+    assert torch.nn.Sequential(*model).state_dict().keys() == model.state_dict().keys()
+
+
+def test_a_loss_on_an_intermediate_feature_trains_only_the_layers_below_it():
+    model = build_model(FEATURE_SPECS["convnet"][0], seed=0).train()
+    model.features(torch.randn(4, 1, 8, 8))["stage1"].square().mean().backward()
+    first_conv, head = model[0], model[-1]
+    assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
+    assert head.weight.grad is None
