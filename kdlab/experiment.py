@@ -112,8 +112,9 @@ def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", e
     except TrainingInterrupted as stop:
         done = stop.history.epochs
         kept = path.with_name(f"{path.stem}.interrupted-epoch{done}.pt")
-        if writes and done:
-            save_checkpoint(kept, teacher, spec, **expected, epochs_done=done, interrupted=True)
+        if writes and done:  # "epochs" is what it had, so even a renamed copy never passes for the full teacher
+            save_checkpoint(kept, teacher, spec, **{**expected, "epochs": done}, epochs_requested=epochs,
+                            interrupted=True)
         where = f"; its weights are in {kept}, which is never loaded automatically" if writes and done else ""
         raise TrainingInterrupted(f"the teacher's {stop.message}{where}; {path} was left as it was",
                                   history=stop.history) from None

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kdlab import experiment
-from kdlab.checkpoints import save_checkpoint
+from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.data import load_dataset
 from kdlab.experiment import compare_students, load_or_train_teacher, teacher_path
 from kdlab.interrupt import TrainingInterrupted
@@ -95,3 +95,6 @@ def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_is_untouche
     assert teacher_path(tmp_path, "digits", 0).read_bytes() == before
     kept = tmp_path / "teacher-digits-seed0.interrupted-epoch2.pt"
     assert kept.exists() and str(kept) in stopped.value.message
+    kept.replace(teacher_path(tmp_path, "digits", 0))  # even renamed, it never passes for the 30-epoch teacher
+    assert reuse_checkpoint(teacher_path(tmp_path, "digits", 0), expect_spec=teacher_spec(train.input_shape),
+                            expect={"dataset": "digits", "seed": 0, "epochs": 30, "jitter": 0}) is None
