@@ -16,14 +16,16 @@
 #
 # Steps, each timed, logged to OUT_DIR/STEP.log and allowed to fail without stopping the rest:
 #   teacher         python -m kdlab teacher --dataset mnist (ConvNet, jitter) on the device
-#   bench-digits    benchmarks/bench_train.py --device D (distill and 25-student sweep speed-ups; on CUDA also
-#                   distill(compile=True))
+#   bench-digits    benchmarks/bench_train.py --device D: distill and 25-student sweep speed-ups, on the digits
+#                   default experiment (the README's CPU figures are for it)
 #   distill-device  the default `python -m kdlab distill --dataset mnist` on the device (bf16 autocast on CUDA)
 #   distill-cpu     the same on the CPU (float32), with its own teacher: verdicts and accuracies compared
 #   torchrun        torchrun --standalone --nproc_per_node=1 -m kdlab teacher --retrain
 #   collective      a one-rank all_reduce through the backend kdlab would pick (NCCL on CUDA, gloo on the
 #                   CPU): with one process kdlab never starts a process group, so torchrun alone tests no NCCL
 #   bench-mnist     bench_train.py on the MNIST default experiment (1,000 labels, 60 epochs)
+#   compile         one digits student distilled with compile=False and with compile=True (torch.compile),
+#                   its own step so that a missing compiler toolchain costs no other figure
 set -uo pipefail
 
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//'; }
@@ -109,14 +111,16 @@ if [ "$TINY" = 1 ]; then
   DISTILL_OPTIONS=(--teacher-epochs 1 --epochs 2 --seeds 2 --transfer-size 100)
   BENCH_OPTIONS=(--teacher-epochs 1 --epochs 1 --seeds 1 --transfer-size 100)
   DDP_EPOCHS=1
+  COMPILE_EPOCHS=1
+  COMPILE_TEACHER_EPOCHS=1
 else
   TEACHER_OPTIONS=()
   DISTILL_OPTIONS=()
   BENCH_OPTIONS=()
   DDP_EPOCHS=3
+  COMPILE_EPOCHS=150
+  COMPILE_TEACHER_EPOCHS=0
 fi
-COMPILE=()
-if [ "$DEVICE" = cuda ] && [ "$TINY" = 0 ]; then COMPILE=(--compile); fi
 MNIST=(--dataset mnist --offline --no-progress)
 
 # What ran where: torch, CUDA, the GPU's name, and nvidia-smi when the machine has it.
@@ -159,10 +163,41 @@ json.dump({"backend": dist.get_backend(), "world_size": dist.get_world_size(),
 dist.destroy_process_group()
 EOF
 
+cat > "$WORK/compile.py" <<'EOF'
+# distill(compile=True) against compile=False on the digits default experiment, one student each.
+import json, sys, time
+import torch
+from kdlab import experiment
+from kdlab.models import build_model, student_spec
+from kdlab.train import distill, evaluate, pick_device
+
+root, device, epochs, target = sys.argv[1], pick_device(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+train, test, teacher, _ = experiment.load_data_and_teacher("digits", root=root, device=device, progress=False,
+                                                           teacher_epochs=int(sys.argv[5]) or None)
+setting = experiment.setting_for("digits")
+transfer = train.subset(setting.transfer_size)
+spec = student_spec(train.input_shape, setting.student, train.num_classes)
+results = {"epochs": epochs}
+for compiled in (False, True):
+    student = build_model(spec, seed=0)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    distill(student, teacher, transfer, T=setting.T, alpha=setting.alpha, epochs=epochs, seed=0, device=device,
+            progress=False, compile=compiled)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    name = "compiled" if compiled else "eager"
+    results[f"{name}_seconds"] = time.perf_counter() - start
+    results[f"{name}_accuracy"] = evaluate(student, test, device=device)["accuracy"]
+    print(name, results[f"{name}_seconds"], results[f"{name}_accuracy"], flush=True)
+json.dump(results, open(target, "w"), indent=2)
+EOF
+
 step teacher 150 "$PYTHON" -m kdlab teacher "${MNIST[@]}" --data-root "$WORK/mnist" --device "$DEVICE" \
   "${TEACHER_OPTIONS[@]}" --json "$OUT_DIR/teacher.json"
 step bench-digits 150 "$PYTHON" benchmarks/bench_train.py --device "$DEVICE" --dataset digits \
-  --data-root "$WORK/digits" "${BENCH_OPTIONS[@]}" "${COMPILE[@]}" --json "$OUT_DIR/bench-digits.json"
+  --data-root "$WORK/digits" "${BENCH_OPTIONS[@]}" --json "$OUT_DIR/bench-digits.json"
 step distill-device 120 "$PYTHON" -m kdlab distill "${MNIST[@]}" --data-root "$WORK/mnist" --device "$DEVICE" \
   "${DISTILL_OPTIONS[@]}" --json "$OUT_DIR/distill-device.json"
 step distill-cpu 240 "$PYTHON" -m kdlab distill "${MNIST[@]}" --data-root "$WORK/mnist-cpu" --device cpu \
@@ -173,6 +208,9 @@ step collective 60 "${TORCHRUN[@]}" --standalone --nproc_per_node=1 "$WORK/colle
   "$OUT_DIR/collective.json"
 step bench-mnist 200 "$PYTHON" benchmarks/bench_train.py --device "$DEVICE" --dataset mnist --offline \
   --data-root "$WORK/mnist" "${BENCH_OPTIONS[@]}" --json "$OUT_DIR/bench-mnist.json"
+# --tiny: TORCH_COMPILE_DISABLE=1 runs the step's plumbing without the ~45 s CPU compilation
+step compile 150 env TORCH_COMPILE_DISABLE="$TINY" "$PYTHON" "$WORK/compile.py" "$WORK/digits" "$DEVICE" "$COMPILE_EPOCHS" "$OUT_DIR/compile.json" \
+  "$COMPILE_TEACHER_EPOCHS"
 
 "$PYTHON" - "$OUT_DIR" "$DEVICE" "$TINY" "$FIXTURE" "$START" <<'EOF'
 import json, sys, time
@@ -209,7 +247,8 @@ for name in ("bench-digits", "bench-mnist"):
     if bench:
         keys = ("dataset", "epochs", "seeds", "transfer_size", "distill_seconds", "tutorial_seconds",
                 "distill_speedup", "accuracies_within_seed_noise", "sweep_seconds", "one_at_a_time_seconds",
-                "sweep_speedup", "sweep_max_accuracy_difference", "compiled_seconds", "compiled_speedup")
+                "sweep_speedup", "sweep_max_accuracy_difference", "compiled_seconds", "compiled_speedup",
+                "compile_error")
         summary[name.replace("-", "_")] = {key: bench[key] for key in keys if key in bench} | {
             "sweep_goal_15x_met": bench["sweep_speedup"] >= 15}
 
@@ -241,6 +280,10 @@ if ddp:
                            "epochs": ddp["teacher"]["epochs"], "seconds": steps["torchrun"]["seconds"],
                            "note": "world size 1: kdlab.distributed.join starts no process group; "
                                    "the collective step tests the backend"}
+compiled = load("compile.json")
+if compiled:
+    summary["compile"] = compiled | {"note": "compiled_seconds includes the compilation" if not tiny else
+                                     "--tiny: TORCH_COMPILE_DISABLE=1, nothing was compiled"}
 collective = load("collective.json")
 if collective:
     summary["collective"] = collective

@@ -68,7 +68,7 @@ def test_the_tiny_cpu_run_completes_every_step_and_prints_one_summary(small_fixt
     assert summary == json.loads((out / "summary.json").read_text())
     assert summary["all_ok"] and summary["tiny_budget"] and summary["device"] == "cpu"
     assert set(summary["steps"]) == {"teacher", "bench-digits", "distill-device", "distill-cpu", "torchrun",
-                                     "collective", "bench-mnist"}
+                                     "collective", "bench-mnist", "compile"}
     assert summary["environment"]["torch"] and summary["teacher"]["epochs"] == 1
     for bench in ("bench_digits", "bench_mnist"):
         assert summary[bench]["sweep_speedup"] > 0 and summary[bench]["distill_speedup"] > 0
@@ -79,6 +79,7 @@ def test_the_tiny_cpu_run_completes_every_step_and_prints_one_summary(small_fixt
         assert result["verdict"] in ("helps", "hurts", "inconclusive") and 0 <= result["teacher_accuracy"] <= 1
     assert isinstance(summary["device_vs_cpu"]["same_verdict"], bool)
     assert summary["torchrun"]["epochs"] == 1
+    assert {"eager_seconds", "compiled_seconds", "compiled_accuracy"} <= set(summary["compile"])
     assert summary["collective"] == {"backend": "gloo", "world_size": 1, "all_reduce": [1.0] * 4}
     assert before == sorted((path.name, path.stat().st_size, path.stat().st_mtime)
                             for path in small_fixture.rglob("*")), "the fixture was written to"
