@@ -1,0 +1,233 @@
+"""The explorer as a lecturer sees it in JupyterLab: notebook 00 opened at 1440x900 with the file browser open,
+Run All, scrolled to the explorer; every panel and slider must then be on screen at once (issue 12).
+
+JupyterLab serves a copy of the notebook from a temporary folder, so its autosave can never touch the committed
+notebook. Needs Debian's Chromium (`apt-get install -y chromium`) and JupyterLab; without them the test is skipped
+and says so.
+"""
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
+DATA = REPO / "data"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1440, "height": 900}
+SERVER_TIMEOUT_S = 60  # until jupyter lab answers
+BROWSER_BUDGET_S = 150  # everything in the browser, from opening JupyterLab to the last box: slow on a loaded machine
+# What must be on screen together: the sliders and every panel's canvas.
+SLIDERS = ("kdlab-temperature", "kdlab-alpha", "kdlab-example")
+PANELS = ("kdlab-example-image", "kdlab-soft-targets", "kdlab-loss", "kdlab-gradients", "kdlab-grid", "kdlab-curves")
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = SERVER_TIMEOUT_S) -> None:
+    """Until the server answers its REST API (listening is not enough: the extensions load after)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"jupyter lab exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"jupyter lab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes pid started (Linux /proc), for instance the kernels of a Jupyter server."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _notebook_copy(folder: Path) -> Path:
+    """Notebook 00 as committed, its data_root pointed at the repository's data/ and its outputs cleared.
+
+    Cleared as a lecturer's Run All on a fresh checkout would find it after "Clear All Outputs": no saved output
+    or saved widget state can then stand in for the live explorer, so whatever the test finds was drawn by the
+    kernel in this run.
+    """
+    notebook = json.loads(NOTEBOOK.read_text())
+    pointed = False
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["outputs"], cell["execution_count"] = [], None
+        lines = cell["source"] if isinstance(cell["source"], list) else cell["source"].splitlines(keepends=True)
+        for index, line in enumerate(lines):
+            if line.startswith("data_root = "):
+                lines[index] = f"data_root = {str(DATA)!r}\n"
+                pointed = True
+        cell["source"] = lines
+    assert pointed, "notebook 00 has no `data_root = ...` line to point at the repository's data/ folder"
+    notebook["metadata"].pop("widgets", None)
+    copy = folder / NOTEBOOK.name
+    copy.write_text(json.dumps(notebook, indent=1))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def lab_notebook_url(tmp_path_factory):
+    """JupyterLab serving a copy of notebook 00 from a temporary folder; stopped at the end, pass or fail."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api",
+                        reason="the playwright package is not installed (pip install playwright)")
+    pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip install jupyterlab)")
+    # The explorer needs the cached teacher, grid and baseline student in data/. In a full run the Voila test or
+    # notebook 00 has usually built them already; if not, they are built here, before the clock of the browser
+    # starts (about 2 minutes on a fresh checkout, the only slow part), so the test does not depend on test order.
+    from kdlab.explorer_data import load_explorer_data
+    load_explorer_data("digits", DATA, progress=False)
+
+    committed = NOTEBOOK.read_bytes()
+    root = tmp_path_factory.mktemp("lab")
+    served, home = root / "served", root / "home"
+    served.mkdir()
+    _notebook_copy(served)
+    # Fresh settings, workspace, config and runtime folders: JupyterLab's default layout (file browser open), no
+    # news or update toast, no request beyond localhost; none of the user's own Jupyter state is read or written.
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port, token = _free_port(), secrets.token_hex(16)
+    log = root / "jupyterlab.log"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / "config")}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+             "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", "--ServerApp.password=",
+             f"--ServerApp.root_dir={served}", f"--LabApp.user_settings_dir={home / 'settings'}",
+             f"--LabApp.workspaces_dir={home / 'workspaces'}",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
+             "--allow-root"],  # CI containers run as root; a no-op otherwise
+            cwd=served, env=env, stdout=output, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(f"{base}/api/status?token={token}", process, log)
+        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", log
+    finally:
+        kernels = _children(process.pid)  # each kernel runs in a session of its own: not reached through the server
+        process.terminate()  # jupyter lab shuts its kernels down on SIGTERM
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for pid in kernels:  # any the server did not shut down
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert NOTEBOOK.read_bytes() == committed, "the committed notebook 00 changed while JupyterLab served its copy"
+
+
+def _inside(box: dict, area: dict, slack: float = 1.0) -> bool:
+    """Whether box lies within area, give or take sub-pixel rounding of the layout."""
+    return (box["x"] >= area["x"] - slack and box["y"] >= area["y"] - slack
+            and box["x"] + box["width"] <= area["x"] + area["width"] + slack
+            and box["y"] + box["height"] <= area["y"] + area["height"] + slack)
+
+
+def test_the_explorer_fits_1440x900_in_jupyterlab_with_the_file_browser_open(lab_notebook_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, log = lab_notebook_url
+    deadline = time.monotonic() + BROWSER_BUDGET_S
+
+    def left() -> float:
+        """Milliseconds left of the browser's budget, for each wait in turn."""
+        return max(1_000.0, (deadline - time.monotonic()) * 1_000)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            # Nothing beyond localhost: JupyterLab needs nothing else, and a request out would hang here.
+            page.route(lambda address: not address.startswith("http://127.0.0.1:"), lambda route: route.abort())
+            try:
+                page.goto(url, timeout=left())
+                notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+                notebook.locator(".jp-Cell").first.wait_for(timeout=left())
+                # The lecturer's layout: the file browser open beside the notebook (JupyterLab's default).
+                file_browser = page.locator("#filebrowser")
+                if not file_browser.is_visible():
+                    page.locator(".jp-SideBar [data-id='filebrowser']").click(timeout=left())
+                expect(file_browser).to_be_visible(timeout=left())
+                # The kernel is ready once the status bar names it and says Idle. (The toolbar's indicator alone
+                # will not do: it reads "idle" before any kernel exists, and a Run All then runs nothing.)
+                expect(page.locator(".jp-StatusBar-Widget")).to_contain_text(re.compile(r"Python 3[^|]*\| Idle"),
+                                                                             timeout=left())
+                indicator = notebook.locator(".jp-Notebook-ExecutionIndicator")
+                expect(indicator).to_have_attribute("data-status", "idle", timeout=left())
+
+                # Run > Run All Cells, as the notebook's first cell tells the reader to.
+                page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=left())
+                page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click(timeout=left())
+
+                explorer_cell = notebook.locator(".jp-CodeCell", has_text="Explorer.from_query")
+                expect(explorer_cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"), timeout=left())
+                expect(indicator).to_have_attribute("data-status", "idle", timeout=left())
+                explorer = notebook.locator(".kdlab-explorer")
+                explorer.wait_for(timeout=left())
+                expect(notebook.locator(".kdlab-readout")).to_contain_text("T = 4:", timeout=left())
+                # Each canvas is sized on its first draw: until then it is 0 wide and its box would prove nothing.
+                page.wait_for_function(
+                    """classes => classes.every(css => {
+                        const canvas = document.querySelector(`.jp-NotebookPanel:not(.lm-mod-hidden) .${css} canvas`);
+                        return canvas && canvas.getBoundingClientRect().width > 0;
+                    })""", arg=list(PANELS), timeout=left())
+            except Exception as error:
+                page.screenshot(path=tmp_path / "jupyterlab-not-ready.png")
+                raise AssertionError(f"the explorer did not render in JupyterLab ({error}); see "
+                                     f"{tmp_path / 'jupyterlab-not-ready.png'}; server log:\n"
+                                     f"{log.read_text()[-3000:]}") from error
+            assert "Could not update" not in notebook.locator(".kdlab-status").inner_text()
+
+            # The lecturer scrolls the explorer's top to the top of the notebook.
+            explorer.evaluate("element => element.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)  # let the scroll and any relayout settle
+            area = notebook.locator(".jp-WindowedPanel-outer").bounding_box()  # the notebook's scrolled area
+            screen = {"x": 0, "y": 0, **VIEWPORT}
+            sidebar = file_browser.bounding_box()
+            boxes = {css: notebook.locator(f".{css}").first.bounding_box() for css in SLIDERS}
+            boxes.update({f"{css} canvas": notebook.locator(f".{css} canvas").first.bounding_box() for css in PANELS})
+            page.screenshot(path=tmp_path / "jupyterlab-explorer.png")
+            print(f"\nviewport {screen}\nnotebook area {area}\nfile browser {sidebar}\n"
+                  f"explorer {explorer.bounding_box()}\nscreenshot {tmp_path / 'jupyterlab-explorer.png'}")
+            for name, box in boxes.items():
+                print(f"{name}: {box}")
+            assert sidebar["x"] + sidebar["width"] <= area["x"] + 1, ("the file browser overlaps the notebook",
+                                                                      sidebar, area)
+            outside = {name: box for name, box in boxes.items()
+                       if box is None or box["width"] == 0 or not (_inside(box, screen) and _inside(box, area))}
+            assert not outside, (f"not inside the 1440x900 viewport and the notebook area {area} "
+                                 f"(file browser {sidebar}): {outside}")
+        finally:
+            browser.close()
