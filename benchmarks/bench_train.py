@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     batched_seconds, batched = timed(
         distill_students, spec, teacher, transfer, seeds=range(len(cells)), temperatures=[c[0] for c in cells],
         alphas=[c[1] for c in cells], seed=0, progress=False, **options)
-    grid_difference = max(abs(evaluate(a, test, device=device)["accuracy"] - evaluate(b, test, device=device)["accuracy"])
+    grid_difference = max(abs(evaluate(a, test, device=device)["accuracy"]
+                              - evaluate(b, test, device=device)["accuracy"])
                           for a, b in zip(batched, one_at_a_time))
 
     results = {

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{teacher,distill,download}")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dataset", type=dataset_name, default="digits", help=f"one of {', '.join(DATASETS)} (default: digits, embedded); "
+    common.add_argument("--dataset", type=dataset_name, default="digits",
+                        help=f"one of {', '.join(DATASETS)} (default: digits, embedded); "
                         f"distill also takes {DEFAULT_CORPUS}, Python's own help text, for a character language model")
     common.add_argument("--data-root", default="data", help="where datasets and checkpoints live (default: data)")
     common.add_argument("--offline", action="store_true", help="never download; fail clearly if data is missing")

@@ -148,7 +148,9 @@ function heatmap(ctx, spec, data) {
         ctx.beginPath(); ctx.rect(x, y, cw, ch); ctx.clip();
         ctx.strokeStyle = "rgba(255,255,255,0.45)";
         ctx.lineWidth = 2;
-        for (let d = -ch; d < cw; d += 8) { ctx.beginPath(); ctx.moveTo(x + d, y + ch); ctx.lineTo(x + d + ch, y); ctx.stroke(); }
+        for (let d = -ch; d < cw; d += 8) {
+          ctx.beginPath(); ctx.moveTo(x + d, y + ch); ctx.lineTo(x + d + ch, y); ctx.stroke();
+        }
         ctx.restore();
       }
       ctx.fillStyle = spec.text_colours[r][c];
@@ -260,7 +262,8 @@ function render({ model, el }) {
   const low = () => model.get("low"), high = () => model.get("high"), log = () => model.get("log");
   const position = (v) => (log() ? Math.log(v / low()) / Math.log(high() / low()) : (v - low()) / (high() - low()));
   const valueAt = (p) => (log() ? low() * Math.pow(high() / low(), p) : low() + p * (high() - low()));
-  const rounded = (v) => (log() ? Number(v.toPrecision(model.get("precision"))) : Number(v.toFixed(model.get("precision"))));
+  const rounded = (v) => (log() ? Number(v.toPrecision(model.get("precision")))
+                                : Number(v.toFixed(model.get("precision"))));
   const show = () => {
     const v = model.get("value");
     range.value = position(v);

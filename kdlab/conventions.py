@@ -153,7 +153,8 @@ def lint_kd_loss(loss_function: Callable, *, num_classes: int = 10, tolerance: f
     def matches(reference) -> bool:
         for T, alpha in _PROBES:
             expected = float(reference(student, teacher, labels, T, alpha))
-            if abs(float(loss_function(student, teacher, labels, T, alpha)) - expected) > tolerance * (1 + abs(expected)):
+            found = float(loss_function(student, teacher, labels, T, alpha))
+            if abs(found - expected) > tolerance * (1 + abs(expected)):
                 return False
         return True
 

@@ -42,7 +42,8 @@ class DatasetUnavailable(RuntimeError):
 
 @dataclass
 class TensorData:
-    """A whole dataset as two tensors: small data lives on the training device, so batches are slices, not DataLoader round trips."""
+    """A whole dataset as two tensors: small data lives on the training device, so batches are slices,
+    not DataLoader round trips."""
 
     inputs: torch.Tensor  # float32, normalised, (n, C, H, W)
     labels: torch.Tensor  # int64, (n,)
@@ -285,7 +286,8 @@ def _torchvision_split(name: str, root, *, train: bool, offline: bool):
             ) from None
         cause = " ".join(str(error).split())  # MNIST lists every mirror it tried: keep it on one line
         raise DatasetUnavailable(
-            f"could not download {_TITLES[name]} into {folder} ({type(error).__name__}: {cause}). {_advice(name, root)} "
+            f"could not download {_TITLES[name]} into {folder} ({type(error).__name__}: {cause}). "
+            f"{_advice(name, root)} "
             "Pass --offline (offline=True) to skip download attempts, or use the embedded `digits` dataset."
         ) from None
 

@@ -153,8 +153,9 @@ def _compare_once(teacher, transfer, test, spec, *, seed, T, alpha, epochs, devi
     baseline, student = build_model(spec, seed=seed), build_model(spec, seed=seed)
     common = {"epochs": epochs, "seed": seed, "device": device, "progress": progress, **options}
     histories = {}
-    for name, train_one in (("baseline", lambda: fit(baseline, transfer, test, **common)),
-                            ("distilled", lambda: distill(student, teacher, transfer, test, T=T, alpha=alpha, **common))):
+    trainers = {"baseline": lambda: fit(baseline, transfer, test, **common),
+                "distilled": lambda: distill(student, teacher, transfer, test, T=T, alpha=alpha, **common)}
+    for name, train_one in trainers.items():
         try:
             histories[name] = train_one()
         except TrainingInterrupted as stop:

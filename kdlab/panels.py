@@ -160,7 +160,8 @@ class SoftTargetsPanel(Panel):
 
     def show(self, panel: dict, T: float, label: int) -> None:
         name = self.classes[label]
-        self._show(values=[_rounded(panel["teacher"]), _rounded(panel["student"])], title=f"(a) Soft targets at T = {T:.3g}",
+        self._show(values=[_rounded(panel["teacher"]), _rounded(panel["student"])],
+                   title=f"(a) Soft targets at T = {T:.3g}",
                    caption=f"T = {T:.3g}: teacher p({name}) = {panel['teacher'][label]:.3f}, "
                            f"student p({name}) = {panel['student'][label]:.3f}")
 
@@ -227,7 +228,8 @@ class GridPanel(Panel):
         interval = panel["interval"]
         spread = f" (95 % CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
         self._show(highlight=[panel["row"], panel["column"]],
-                   title=f"(d) Trained: T = {panel['T']:g}, α = {panel['alpha']:g}: {panel['cell_accuracy']:.3f}{spread}")
+                   title=f"(d) Trained: T = {panel['T']:g}, α = {panel['alpha']:g}: "
+                         f"{panel['cell_accuracy']:.3f}{spread}")
 
 
 class CurvesPanel(Panel):

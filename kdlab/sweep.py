@@ -28,9 +28,9 @@ from kdlab import experiment
 from kdlab.checkpoints import write_text_atomically
 from kdlab.comparison import mean_interval, paired_difference
 from kdlab.data import TensorData, make_loader
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, student_spec
-from kdlab.interrupt import TrainingInterrupted
 from kdlab.train import autocast, evaluate, pick_device, predict_logits
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)

@@ -23,8 +23,20 @@ from kdlab import experiment
 from kdlab.canvas import Chart, Slider
 from kdlab.explorer_data import ExplorerData, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
-from kdlab.panels import (ALPHA_RANGE, T_RANGE, CurvesPanel, GradientPanel, GridPanel, LossPanel, PicturePanel,
-                          SoftTargetsPanel, all_panels, example_picture, gradient_limit, static_figure)
+from kdlab.panels import (
+    ALPHA_RANGE,
+    T_RANGE,
+    CurvesPanel,
+    GradientPanel,
+    GridPanel,
+    LossPanel,
+    PicturePanel,
+    SoftTargetsPanel,
+    all_panels,
+    example_picture,
+    gradient_limit,
+    static_figure,
+)
 
 # The arrow keys' stops for T: 20 steps of 2^(1/3) from 0.5 to 50, rounded as printed, so 1, 2, 4, 8 and 16
 # (the grid's rows) are stops; alpha steps by 0.05.

@@ -5,8 +5,16 @@ import pytest
 import torch
 
 import kdlab
-from kdlab.checkpoints import (FORMAT, CheckpointError, is_checkpoint, load_checkpoint, reuse_checkpoint,
-                               save_checkpoint, tensors_sha256, write_text_atomically)
+from kdlab.checkpoints import (
+    FORMAT,
+    CheckpointError,
+    is_checkpoint,
+    load_checkpoint,
+    reuse_checkpoint,
+    save_checkpoint,
+    tensors_sha256,
+    write_text_atomically,
+)
 from kdlab.models import build_model, mlp_spec
 
 SPEC = mlp_spec((1, 8, 8), hidden=(12,))

@@ -10,9 +10,18 @@ from kdlab.__main__ import main
 from kdlab.checkpoints import load_checkpoint, save_checkpoint
 from kdlab.experiment import teacher_path as image_teacher_path
 from kdlab.interrupt import TrainingInterrupted
-from kdlab.language import (characters_per_second, compare_language_students, load_or_train_language_teacher,
-                            next_character_logits, sample, teacher_logits, teacher_path, text_windows,
-                            train_language_model, validation_loss)
+from kdlab.language import (
+    characters_per_second,
+    compare_language_students,
+    load_or_train_language_teacher,
+    next_character_logits,
+    sample,
+    teacher_logits,
+    teacher_path,
+    text_windows,
+    train_language_model,
+    validation_loss,
+)
 from kdlab.losses import kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.text import load_corpus

@@ -8,9 +8,9 @@ from kdlab import experiment
 from kdlab import sweep as sweep_module
 from kdlab.data import load_dataset
 from kdlab.interrupt import TrainingInterrupted
+from kdlab.losses import kd_loss
 from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
 from kdlab.sweep import Grid, batched_kd_loss, distill_students, load_or_run_grid, sweep
-from kdlab.losses import kd_loss
 from kdlab.train import distill, evaluate, fit
 
 
@@ -152,7 +152,8 @@ def test_within_noise_marks_cells_whose_paired_difference_from_alpha_0_may_be_ze
 
 def test_ctrl_c_stops_the_sweep_at_once_and_nothing_is_cached(setting, tmp_path, monkeypatch):
     train, test, teacher, _, _ = setting
-    monkeypatch.setattr(experiment, "load_data_and_teacher", lambda *args, **kwargs: (train, test, teacher, {"accuracy": 0.9}))
+    monkeypatch.setattr(experiment, "load_data_and_teacher",
+                        lambda *args, **kwargs: (train, test, teacher, {"accuracy": 0.9}))
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

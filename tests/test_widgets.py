@@ -17,8 +17,18 @@ from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
 from kdlab.models import build_model, mlp_spec
-from kdlab.panels import (ALPHA_RANGE, T_RANGE, GridPanel, all_panels, example_picture, gradient_limit,
-                          gradient_panel, grid_panel, loss_panel, soft_target_panel)
+from kdlab.panels import (
+    ALPHA_RANGE,
+    T_RANGE,
+    GridPanel,
+    all_panels,
+    example_picture,
+    gradient_limit,
+    gradient_panel,
+    grid_panel,
+    loss_panel,
+    soft_target_panel,
+)
 from kdlab.sweep import Grid
 from kdlab.widgets import T_STOPS, Explorer, parse_view, view_query
 
@@ -64,7 +74,8 @@ def explorer(data):
 # ----------------------------------------------------------------------------- pure panel functions
 
 def test_soft_targets_are_distributions_that_flatten_as_T_rises():
-    cold, hot = soft_target_panel(TEACHER_LOGITS, STUDENT_LOGITS, 1.0), soft_target_panel(TEACHER_LOGITS, STUDENT_LOGITS, 20.0)
+    cold = soft_target_panel(TEACHER_LOGITS, STUDENT_LOGITS, 1.0)
+    hot = soft_target_panel(TEACHER_LOGITS, STUDENT_LOGITS, 20.0)
     for panel in (cold, hot):
         for probabilities in panel.values():
             assert probabilities.shape == (5,) and probabilities.sum() == pytest.approx(1.0)
@@ -180,8 +191,8 @@ def test_moving_the_sliders_updates_every_panel(explorer, data):
     explorer.example.value = 3
     expected = all_panels(data, 8.0, 0.3, 3)
     soft = _chart(explorer, "soft")
-    np.testing.assert_allclose(soft["values"], [expected["soft_targets"]["teacher"], expected["soft_targets"]["student"]],
-                               atol=1e-4)
+    targets = expected["soft_targets"]
+    np.testing.assert_allclose(soft["values"], [targets["teacher"], targets["student"]], atol=1e-4)
     assert soft["title"] == "(a) Soft targets at T = 8" and soft["caption"].startswith("T = 8:")
     loss = expected["loss"]
     np.testing.assert_allclose(_chart(explorer, "loss")["values"][0], [loss["soft"], loss["hard"], loss["total"]],
