@@ -412,7 +412,8 @@ def test_hint_loss_trains_the_student_and_its_regressor_but_not_the_teacher():
 @pytest.mark.parametrize(
     "loss, student, teacher, match",
     [
-        ("cosine_feature_loss", torch.randn(4, 16), torch.randn(4, 64), r"same shape, got \(4, 16\) and \(4, 64\); pool"),
+        ("cosine_feature_loss", torch.randn(4, 16), torch.randn(4, 64),
+         r"same shape, got \(4, 16\) and \(4, 64\); pool"),
         ("cosine_feature_loss", torch.randn(16), torch.randn(16), r"features must be \(N, D\)"),
         ("cosine_feature_loss", torch.randn(0, 16), torch.randn(0, 16), "the batch is empty"),
         ("cosine_feature_loss", [1.0, 2.0], torch.randn(2), "must be tensors, got list"),

@@ -14,11 +14,11 @@ def reference_cka(x, y):
     n = len(x)
     centring = np.eye(n) - np.ones((n, n)) / n
 
-    def hsic(k, l):
-        return np.trace(k @ centring @ l @ centring)
+    def hsic(first, second):
+        return np.trace(first @ centring @ second @ centring)
 
-    k, l = x @ x.T, y @ y.T
-    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    gram_x, gram_y = x @ x.T, y @ y.T
+    return hsic(gram_x, gram_y) / np.sqrt(hsic(gram_x, gram_x) * hsic(gram_y, gram_y))
 
 
 def random(*shape, seed):
