@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.experiment import mean_sd
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
+from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
 from kdlab.train import autocast, pick_device, predict_logits, restores_global_rng
 
@@ -135,41 +135,34 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = LanguageHistory()
     loss_sum, losses_summed = torch.zeros((), device=device), 0
-    start = time.perf_counter()
-    kind = "distil" if cache is not None else "train"
-    bar = tqdm(range(1, steps + 1), desc=kind, disable=not progress, leave=False)
     try:
-        for step in bar:
-            index = batches[step - 1].to(device)
-            batch = windows[index]
-            with autocast(device):
-                logits = model(batch[:, :-1])
-            if cache is None:
-                loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-            else:
-                loss = kd_loss(logits, cache[index], batch[:, 1:], T=T, alpha=alpha, check_inputs=False)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            history.steps_completed = step
-            loss_sum += loss.detach()
-            losses_summed += 1
-            if step in checkpoints:
-                history.step.append(step)
-                history.train_loss.append(loss_sum.item() / losses_summed)
-                history.validation_loss.append(validation_loss(model, validation, device=device))
-                loss_sum.zero_()
-                losses_summed = 0
-                bar.set_postfix(validation=f"{history.validation_loss[-1]:.3f}")
-    except KeyboardInterrupt:
-        history.interrupted = True
-        history.seconds = time.perf_counter() - start
-        raise TrainingInterrupted(f"{kind} interrupted after {history.steps_completed} of {steps} steps; "
-                                  "the model keeps the weights it had reached", history=history) from None
+        with TrainingLoop(steps, "steps", "distill" if cache is not None else "train", history=history,
+                          progress=progress) as loop:
+            for index in loop:
+                step = index + 1
+                batch_index = batches[index].to(device)
+                batch = windows[batch_index]
+                with autocast(device):
+                    logits = model(batch[:, :-1])
+                if cache is None:
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+                else:
+                    loss = kd_loss(logits, cache[batch_index], batch[:, 1:], T=T, alpha=alpha, check_inputs=False)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                history.steps_completed = step
+                loss_sum += loss.detach()
+                losses_summed += 1
+                if step in checkpoints:
+                    history.step.append(step)
+                    history.train_loss.append(loss_sum.item() / losses_summed)
+                    history.validation_loss.append(validation_loss(model, validation, device=device))
+                    loss_sum.zero_()
+                    losses_summed = 0
+                    loop.show(validation=history.validation_loss[-1])
     finally:
-        bar.close()
         model.eval()
-    history.seconds = time.perf_counter() - start
     return history
 
 
@@ -254,7 +247,7 @@ def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dic
             save_checkpoint(kept, teacher, spec, **{**expected, "steps": done}, steps_requested=steps,
                             interrupted=True, history=stop.history.as_dict())
         where = f"; its weights are in {kept}, which is never loaded automatically" if done else ""
-        raise TrainingInterrupted(f"the teacher was {stop.message}{where}. {path} was left as it was",
+        raise TrainingInterrupted(f"the teacher's {stop.message}{where}; {path} was left as it was",
                                   history=stop.history) from None
     metadata = {**expected, "validation_loss": validation_loss(teacher, text_windows(corpus.validation, context),
                                                                device=device),
@@ -292,7 +285,7 @@ def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict
                 history = train_language_model(model, train, validation, steps=steps, seed=seed,
                                                device=device, progress=progress, **teaching, **options)
             except TrainingInterrupted as stop:
-                message = (f"seed {seed}, {name} student: {stop.message}; the comparison covers the "
+                message = (f"seed {seed}: the {name} student's {stop.message}; the comparison covers the "
                            f"{len(runs)} seed(s) whose students both finished")
                 partial = {**_language_summary(runs, summary), "interrupted": message} if runs else None
                 raise TrainingInterrupted(message, history=stop.history, partial=partial) from None

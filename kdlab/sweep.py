@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm.auto import tqdm
 
 from kdlab import experiment
 from kdlab.checkpoints import write_text_atomically
@@ -31,6 +30,7 @@ from kdlab.data import TensorData, make_loader
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, student_spec
+from kdlab.progress import TrainingLoop
 from kdlab.train import autocast, evaluate, pick_device, predict_logits
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -164,19 +164,18 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     optimizer = torch.optim.Adam(parameters.values(), lr=lr, fused=True)
     T = torch.tensor(temperatures, dtype=torch.float32, device=device)
     alpha = torch.tensor(alphas, dtype=torch.float32, device=device)
-    epoch = 0
     try:
-        for epoch in tqdm(range(epochs), desc=f"{len(students)} students", disable=not progress, leave=False):
-            for inputs, labels, teacher_batch in loader:
-                with autocast(device):
-                    logits = all_logits(parameters, buffers, inputs)
-                loss = batched_kd_loss(logits.float(), teacher_batch, labels, T, alpha).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(f"the sweep of {len(students)} students was interrupted in epoch {epoch + 1} "
-                                  f"of {epochs}; nothing was saved") from None
+        with TrainingLoop(epochs, "epochs", f"{len(students)} students", progress=progress) as loop:
+            for _ in loop:
+                for inputs, labels, teacher_batch in loader:
+                    with autocast(device):
+                        logits = all_logits(parameters, buffers, inputs)
+                    loss = batched_kd_loss(logits.float(), teacher_batch, labels, T, alpha).sum()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+    except TrainingInterrupted as stop:
+        raise TrainingInterrupted(f"the sweep of {len(students)} students: {stop.message}; nothing was saved") from None
     stacked = {**parameters, **buffers}
     with torch.no_grad():
         for k, student in enumerate(students):

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from kdlab import distributed
 from kdlab.data import TensorData, jitter, make_loader
-from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
+from kdlab.progress import TrainingLoop
 
 
 def pick_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -159,61 +157,69 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     torch.manual_seed(seed + rank)  # dropout draws from the global generator
     channels_last = _wants_channels_last(model, device)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).train()
-    extras, teacher_test_predictions = (), None
-    if teacher is not None:
-        teacher.to(device)
-        extras = (predict_logits(teacher, train.inputs, device=device),)
-        if test is not None:
-            teacher_test_predictions = predict_logits(teacher, test.inputs, device=device).argmax(dim=1)
-    loader = make_loader(train, batch_size, shuffle=True, device=device, seed=seed, extras=extras)
+    cached_logits, teacher_test_predictions = _teacher_targets(teacher, train, test, device)
+    loader = make_loader(train, batch_size, shuffle=True, device=device, seed=seed, extras=cached_logits)
     shift_generator = torch.Generator(device=device).manual_seed(seed + rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     trained = distributed.wrap(model, device)
     trained = torch.compile(trained) if compile else trained
+
+    def prepare(inputs):
+        inputs = jitter(inputs, jitter_pixels, shift_generator)
+        return inputs.contiguous(memory_format=torch.channels_last) if channels_last else inputs
+
+    def loss_of(logits, labels, cached):
+        if not len(labels):  # a rank with no examples in a short last batch still takes part
+            return logits.float().sum()
+        if cached:
+            return kd_loss(logits, cached[0], labels, T=T, alpha=alpha, check_inputs=False)
+        return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+
     history = History()
-    start = time.perf_counter()
-    bar = tqdm(range(epochs), desc="distill" if teacher is not None else "fit",
-               disable=not progress or rank != 0, leave=False)
     try:
-        for _ in bar:
-            loss_sum = torch.zeros((), device=device)
-            for batch in loader:
-                (inputs, labels, *cached), share = distributed.shard(batch)
-                inputs = jitter(inputs, jitter_pixels, shift_generator)
-                if channels_last:
-                    inputs = inputs.contiguous(memory_format=torch.channels_last)
-                with autocast(device):
-                    logits = trained(inputs)
-                if not len(labels):  # a rank with no examples in a short last batch still takes part
-                    loss = logits.float().sum()
-                elif cached:
-                    loss = kd_loss(logits, cached[0], labels, T=T, alpha=alpha, check_inputs=False)
-                else:
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                (loss * share).backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(labels)
-            history.train_loss.append(distributed.total(loss_sum).item() / len(train))
-            if test is not None:
-                scores = _scores(model, test, teacher_test_predictions, device)
-                history.test_loss.append(scores["loss"])
-                history.test_accuracy.append(scores["accuracy"])
-                if teacher is not None:
-                    history.agreement.append(scores["agreement"])
-                bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", acc=f"{scores['accuracy']:.3f}")
-            if on_epoch is not None:
-                on_epoch(history)
-    except KeyboardInterrupt:
-        history.interrupted = True
-        history.seconds = time.perf_counter() - start
-        raise TrainingInterrupted(f"training stopped after {history.epochs} of {epochs} epochs",
-                                  history=history) from None
+        with TrainingLoop(epochs, "epochs", "distill" if teacher is not None else "fit", history=history,
+                          progress=progress and rank == 0) as loop:
+            for _ in loop:
+                loss_sum = _fit_epoch(trained, loader, optimizer, prepare, loss_of, device)
+                history.train_loss.append(distributed.total(loss_sum).item() / len(train))
+                if test is not None:
+                    scores = _scores(model, test, teacher_test_predictions, device)
+                    history.test_loss.append(scores["loss"])
+                    history.test_accuracy.append(scores["accuracy"])
+                    if teacher is not None:
+                        history.agreement.append(scores["agreement"])
+                    loop.show(loss=history.train_loss[-1], acc=scores["accuracy"])
+                if on_epoch is not None:
+                    on_epoch(history)
     finally:
-        bar.close()
         model.eval()
-    history.seconds = time.perf_counter() - start
     return history
+
+
+def _teacher_targets(teacher, train: TensorData, test: TensorData | None, device):
+    """The teacher's logits on the training set (computed once, sliced with every batch) and its top-1
+    predictions on the test set (for agreement); empty and None without a teacher."""
+    if teacher is None:
+        return (), None
+    teacher.to(device)
+    train_logits = predict_logits(teacher, train.inputs, device=device)
+    test_predictions = None if test is None else predict_logits(teacher, test.inputs, device=device).argmax(dim=1)
+    return (train_logits,), test_predictions
+
+
+def _fit_epoch(trained, loader, optimizer, prepare, loss_of, device) -> torch.Tensor:
+    """One pass over the batches; the summed training loss stays on the device (no host sync per step)."""
+    loss_sum = torch.zeros((), device=device)
+    for batch in loader:
+        (inputs, labels, *cached), share = distributed.shard(batch)
+        with autocast(device):
+            logits = trained(prepare(inputs))
+        loss = loss_of(logits, labels, cached)
+        optimizer.zero_grad(set_to_none=True)
+        (loss * share).backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(labels)
+    return loss_sum
 
 
 def _wants_channels_last(model: nn.Module, device: torch.device) -> bool:

@@ -235,7 +235,7 @@ def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monke
     _interrupt_model(monkeypatch, 1, forward_call=4)  # steps 1-3 finish, step 4 is cut off
     model = language.build_model(spec, seed=0)
     before = [parameter.detach().clone() for parameter in model.parameters()]
-    with pytest.raises(TrainingInterrupted, match="^train interrupted after 3 of 50 steps") as stop:
+    with pytest.raises(TrainingInterrupted, match="^training stopped after 3 of 50 steps$") as stop:
         train_language_model(model, windows, validation, steps=50, evaluations=1, progress=False,
                              device="cpu")
     assert stop.value.history.interrupted and stop.value.history.steps_completed == 3
@@ -255,9 +255,8 @@ def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_stays_intac
     with pytest.raises(TrainingInterrupted) as stop:
         load_or_train_language_teacher(small_corpus, steps=6, **train)
     kept = path.with_name(f"{path.stem}.interrupted-step1.pt")
-    assert stop.value.message == (f"the teacher was train interrupted after 1 of 6 steps; the model keeps "
-                                  f"the weights it had reached; its weights are in {kept}, which is never "
-                                  f"loaded automatically. {path} was left as it was")
+    assert stop.value.message == (f"the teacher's training stopped after 1 of 6 steps; its weights are in {kept}, "
+                                  f"which is never loaded automatically; {path} was left as it was")
     assert path.read_bytes() == previous
     _, metadata = load_checkpoint(kept, expect_spec=spec)
     assert metadata["interrupted"] and metadata["steps"] == 1 and metadata["steps_requested"] == 6
@@ -287,10 +286,8 @@ def test_an_interrupted_comparison_reports_only_the_seeds_whose_students_both_fi
     _interrupt_model(monkeypatch, model_number, forward_call=4)  # step 1, 2, evaluation, step 3 cut off
     with pytest.raises(TrainingInterrupted) as stop:
         compare_language_students(teacher, small_corpus, spec, seeds=(0, 1, 2), **options)
-    mode = "distil" if student == "distilled" else "train"
-    assert stop.value.message == (f"seed 1, {student} student: {mode} interrupted after 2 of 4 steps; the "
-                                  "model keeps the weights it had reached; the comparison covers the 1 "
-                                  "seed(s) whose students both finished")
+    assert stop.value.message == (f"seed 1: the {student} student's training stopped after 2 of 4 steps; the "
+                                  "comparison covers the 1 seed(s) whose students both finished")
     partial = stop.value.partial
     assert partial["interrupted"] == stop.value.message
     assert set(partial) == set(complete) | {"interrupted"}  # the same shape as a finished comparison
@@ -302,7 +299,7 @@ def test_an_interrupted_comparison_reports_only_the_seeds_whose_students_both_fi
 def test_an_interrupted_first_seed_leaves_nothing_to_compare(small_corpus, monkeypatch):
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     _interrupt_model(monkeypatch, 2, forward_call=1)
-    expected = "^seed 0, distilled student: distil interrupted after 0 of 4 steps"
+    expected = "^seed 0: the distilled student's training stopped after 0 of 4 steps"
     with pytest.raises(TrainingInterrupted, match=expected) as stop:
         compare_language_students(build_model(spec, seed=9), small_corpus, spec, seeds=(0, 1), steps=4,
                                   progress=False, device="cpu", batch_size=8, evaluations=2)
