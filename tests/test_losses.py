@@ -26,7 +26,6 @@ from kdlab.losses import (
     check_temperature,
 )
 
-
 # --- an independent reference, written from the definitions in numpy / float64 -------------
 
 
@@ -40,7 +39,8 @@ def np_kl_ce(student, teacher, labels, T):
     n = student.shape[0]
     log_p = np_log_softmax(teacher / T)
     log_q = np_log_softmax(student / T)
-    kl = sum(sum(math.exp(log_p[i, c]) * (log_p[i, c] - log_q[i, c]) for c in range(student.shape[1])) for i in range(n)) / n
+    kl = sum(sum(math.exp(log_p[i, c]) * (log_p[i, c] - log_q[i, c]) for c in range(student.shape[1]))
+             for i in range(n)) / n
     log_q1 = np_log_softmax(student)
     ce = -sum(log_q1[i, labels[i]] for i in range(n)) / n
     return kl, ce
@@ -152,7 +152,8 @@ def test_autograd_matches_analytic_gradients(T, alpha):
 
     (grad_total,) = torch.autograd.grad(parts.total, student)
     hard_grad = (torch.softmax(student.detach(), -1) - F.one_hot(labels, 6)) / n
-    torch.testing.assert_close(grad_total, alpha * T**2 * analytic / n + (1 - alpha) * hard_grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad_total, alpha * T**2 * analytic / n + (1 - alpha) * hard_grad,
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_soft_gradient_falls_as_one_over_T_squared_and_T2_restores_it():

@@ -158,7 +158,8 @@ def test_ctrl_c_stops_the_sweep_at_once_and_nothing_is_cached(setting, tmp_path,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(sweep_module, "batched_kd_loss", interrupted)
-    with pytest.raises(TrainingInterrupted, match="the sweep of .* students: training stopped after 0 of 2 epochs; nothing was saved") as error:
+    stopped = "the sweep of .* students: training stopped after 0 of 2 epochs; nothing was saved"
+    with pytest.raises(TrainingInterrupted, match=stopped) as error:
         load_or_run_grid(tmp_path, epochs=2, temperatures=(1.0,), alphas=(0.0, 1.0), progress=False)
     assert error.value.partial is None
     assert not list(tmp_path.glob("grid-*"))
