@@ -251,7 +251,7 @@ def results_table(results: dict) -> str:
 
 
 def write_json(path, payload) -> None:
-    if path and distributed.world()[0] == 0:
+    if path and distributed.is_main_process():
         write_text_atomically(path, json.dumps(payload, indent=2))
         print(f"wrote {path}")
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 import kdlab
+from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model
 
 try:
@@ -221,3 +222,34 @@ def reuse_checkpoint(path, *, expect_spec: dict, expect: dict) -> tuple[nn.Modul
     except CheckpointError as error:
         print(f"Not reusing the saved model: {error}. Training a new one.")
         return None
+
+
+def load_or_train(path, spec: dict, expect: dict, train, *, seed: int, what: str = "the model",
+                  retrain: bool = False, write: bool = True, keep_interrupted: bool = True) -> tuple[nn.Module, dict]:
+    """(model, metadata): every cached model's one recipe.
+
+    The checkpoint at `path` if it was made with exactly `spec` and the `expect` metadata; else a model
+    built from `spec` with `seed`, trained in place by `train(model)` (which returns more metadata to
+    store) and saved with `write`. Ctrl-C leaves `path` as it was; with `keep_interrupted` the
+    half-trained weights go to `<name>.interrupted-<epoch|step><N>.pt`, whose metadata records the N it
+    had, so it never passes for the full model, and TrainingInterrupted says where they are.
+    """
+    saved = None if retrain else reuse_checkpoint(path, expect_spec=spec, expect=expect)
+    if saved:
+        return saved
+    model = build_model(spec, seed=seed)
+    try:
+        extra = train(model)
+    except TrainingInterrupted as stop:
+        path, kept = Path(path), None
+        if write and keep_interrupted and stop.done:
+            kept = path.with_name(f"{path.stem}.interrupted-{stop.unit.rstrip('s')}{stop.done}.pt")
+            save_checkpoint(kept, model, spec, **{**expect, stop.unit: stop.done},
+                            **{f"{stop.unit}_requested": expect.get(stop.unit)}, interrupted=True)
+        where = f"; its weights are in {kept}, which is never loaded automatically" if kept else ""
+        raise TrainingInterrupted(f"{what}'s {stop.message}{where}; {path} was left as it was",
+                                  history=stop.history, partial=stop.partial) from None
+    metadata = {**expect, **extra}
+    if write:
+        save_checkpoint(path, model, spec, **metadata)
+    return model, metadata

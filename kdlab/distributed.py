@@ -26,6 +26,11 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def is_main_process() -> bool:
+    """Rank 0, the one process that writes files (under torchrun every rank holds the same weights)."""
+    return world()[0] == 0
+
+
 def join(device: torch.device) -> torch.device:
     """Join torchrun's process group (once per process) and return this rank's device."""
     rank, world_size = world()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdlab import distributed
-from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
+from kdlab.checkpoints import load_or_train
 from kdlab.comparison import mean_interval, paired_difference
 from kdlab.data import TensorData, load_dataset
 from kdlab.interrupt import TrainingInterrupted
@@ -101,27 +101,14 @@ def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", e
     spec = teacher_spec(train.input_shape, train.num_classes)
     path = teacher_path(root, train.name, seed)
     expected = {"dataset": train.name, "seed": seed, "epochs": epochs, "jitter": jitter}
-    saved = None if retrain else reuse_checkpoint(path, expect_spec=spec, expect=expected)
-    if saved:
-        teacher, metadata = saved
-        return teacher.to(pick_device(device)), metadata
-    teacher = build_model(spec, seed=seed)
-    writes = distributed.world()[0] == 0  # under torchrun every rank holds the same weights; one writes them
-    try:
+
+    def train_teacher(teacher):
         fit(teacher, train, test, epochs=epochs, seed=seed, device=device, progress=progress, jitter_pixels=jitter)
-    except TrainingInterrupted as stop:
-        done = stop.history.epochs
-        kept = path.with_name(f"{path.stem}.interrupted-epoch{done}.pt")
-        if writes and done:  # "epochs" is what it had, so even a renamed copy never passes for the full teacher
-            save_checkpoint(kept, teacher, spec, **{**expected, "epochs": done}, epochs_requested=epochs,
-                            interrupted=True)
-        where = f"; its weights are in {kept}, which is never loaded automatically" if writes and done else ""
-        raise TrainingInterrupted(f"the teacher's {stop.message}{where}; {path} was left as it was",
-                                  history=stop.history) from None
-    metadata = {**expected, "accuracy": evaluate(teacher, test, device=device)["accuracy"]}
-    if writes:
-        save_checkpoint(path, teacher, spec, **metadata)
-    return teacher, metadata
+        return {"accuracy": evaluate(teacher, test, device=device)["accuracy"]}
+
+    teacher, metadata = load_or_train(path, spec, expected, train_teacher, seed=seed, what="the teacher",
+                                      retrain=retrain, write=distributed.is_main_process())
+    return teacher.to(pick_device(device)), metadata
 
 
 def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *, transfer_size: int | None = None,

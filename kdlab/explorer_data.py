@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from kdlab import experiment
-from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
+from kdlab.checkpoints import load_or_train
 from kdlab.data import TensorData
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, student_spec
@@ -56,6 +56,12 @@ def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teac
     TrainingInterrupted with `partial` set to the curve so far (possibly empty).
     """
     model = build_model(spec, seed=seed)
+    return model, _train_with_curve(model, transfer, test, teacher=teacher, T=T, alpha=alpha, epochs=epochs,
+                                    seed=seed, device=device, on_epoch=on_epoch)
+
+
+def _train_with_curve(model: nn.Module, transfer: TensorData, test: TensorData, *, teacher, T, alpha, epochs, seed,
+                      device, on_epoch=None) -> list[float]:
     curve: list[float] = []
 
     def record(history):
@@ -70,7 +76,7 @@ def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teac
         except TrainingInterrupted as error:
             error.partial = curve
             raise
-    return model, curve
+    return curve
 
 
 @contextlib.contextmanager
@@ -96,13 +102,14 @@ def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *
     Ctrl-C raises TrainingInterrupted and saves nothing, so the next start trains it again."""
     path = Path(root) / f"explorer-baseline-{transfer.name}-seed{seed}.pt"
     expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer)}
-    saved = reuse_checkpoint(path, expect_spec=spec, expect=expected)
-    if saved:
-        student, metadata = saved
-        return student.to(pick_device(device)), metadata["curve"]
-    student, curve = train_with_curve(spec, transfer, test, epochs=epochs, seed=seed, device=device)
-    save_checkpoint(path, student, spec, **expected, curve=curve)
-    return student, curve
+
+    def train_baseline(student):
+        return {"curve": _train_with_curve(student, transfer, test, teacher=None, T=experiment.TEMPERATURE,
+                                           alpha=experiment.ALPHA, epochs=epochs, seed=seed, device=device)}
+
+    student, metadata = load_or_train(path, spec, expected, train_baseline, seed=seed,
+                                      what="the explorer's baseline", keep_interrupted=False)
+    return student.to(pick_device(device)), metadata["curve"]
 
 
 def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = experiment.STUDENT_EPOCHS,

@@ -14,16 +14,18 @@ __all__ = ["TrainingInterrupted"]
 class TrainingInterrupted(KeyboardInterrupt):
     """Training was stopped by Ctrl-C. The model keeps the weights it had reached.
 
-    `message` says what stopped and after how many epochs or steps; `history` is the stopped
-    loop's history; `partial` is whatever an experiment had finished before it (e.g. the seeds
-    whose students both completed), so a caller can report it without pretending it is whole.
+    `message` says what stopped and after how many epochs or steps (`done` of them, `unit` saying
+    which); `history` is the stopped loop's history; `partial` is whatever an experiment had finished
+    before it (e.g. the seeds whose students both completed), so a caller can report it without
+    pretending it is whole.
     """
 
-    def __init__(self, message: str, *, history=None, partial=None):
+    def __init__(self, message: str, *, history=None, partial=None, done: int = 0, unit: str = "epochs"):
         super().__init__(message)
         self.message = message
         self.history = history
         self.partial = partial
+        self.done, self.unit = done, unit  # how far the stopped loop got: `done` of its epochs or steps
 
     def __str__(self) -> str:
         return self.message

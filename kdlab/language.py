@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
+from kdlab.checkpoints import load_or_train
 from kdlab.experiment import mean_sd
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
@@ -230,30 +230,18 @@ def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dic
     spec = spec or language_specs(corpus)[0]
     path = teacher_path(root, corpus, seed)
     expected = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "seed": seed, "steps": steps}
-    saved = None if retrain else reuse_checkpoint(path, expect_spec=spec, expect=expected)
-    if saved:
-        teacher, metadata = saved
-        return teacher.to(pick_device(device)), metadata
     context = spec["context"]
-    teacher = build_model(spec, seed=seed)
-    try:
-        history = train_language_model(teacher, text_windows(corpus.train, context),
-                                       text_windows(corpus.validation, context), steps=steps, seed=seed,
-                                       device=device, progress=progress)
-    except TrainingInterrupted as stop:
-        done = stop.history.steps_completed
-        kept = path.with_name(f"{path.stem}.interrupted-step{done}.pt")
-        if done:  # "steps" is what it had, so even a renamed copy never passes for the full teacher
-            save_checkpoint(kept, teacher, spec, **{**expected, "steps": done}, steps_requested=steps,
-                            interrupted=True, history=stop.history.as_dict())
-        where = f"; its weights are in {kept}, which is never loaded automatically" if done else ""
-        raise TrainingInterrupted(f"the teacher's {stop.message}{where}; {path} was left as it was",
-                                  history=stop.history) from None
-    metadata = {**expected, "validation_loss": validation_loss(teacher, text_windows(corpus.validation, context),
-                                                               device=device),
-                "seconds": history.seconds, "history": history.as_dict()}
-    save_checkpoint(path, teacher, spec, **metadata)
-    return teacher, metadata
+    validation = text_windows(corpus.validation, context)
+
+    def train_teacher(teacher):
+        history = train_language_model(teacher, text_windows(corpus.train, context), validation, steps=steps,
+                                       seed=seed, device=device, progress=progress)
+        return {"validation_loss": validation_loss(teacher, validation, device=device), "seconds": history.seconds,
+                "history": history.as_dict()}
+
+    teacher, metadata = load_or_train(path, spec, expected, train_teacher, seed=seed, what="the teacher",
+                                      retrain=retrain)
+    return teacher.to(pick_device(device)), metadata
 
 
 def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict, *, seeds=(0, 1, 2),

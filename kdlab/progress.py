@@ -67,7 +67,7 @@ class TrainingLoop:
             if self.history is not None:
                 self.history.interrupted = True
             raise TrainingInterrupted(f"training stopped after {self.done} of {self.total} {self.unit}",
-                                      history=self.history) from None
+                                      history=self.history, done=self.done, unit=self.unit) from None
         return False
 
     def _line(self) -> None:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kdlab import experiment
+from kdlab import checkpoints, experiment
 from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
 from kdlab.data import load_dataset
 from kdlab.experiment import compare_students, load_or_train_teacher, teacher_path
@@ -67,7 +67,8 @@ def interrupting_build_model(monkeypatch, *, seed_to_stop, forward_calls):
             model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(experiment, "build_model", build)
+    for module in (experiment, checkpoints):  # the teacher is built by checkpoints.load_or_train
+        monkeypatch.setattr(module, "build_model", build)
 
 
 def test_ctrl_c_reports_only_the_seeds_whose_students_both_finished(digits_and_teacher, monkeypatch):

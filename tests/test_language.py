@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from kdlab import language
+from kdlab import checkpoints, language
 from kdlab.__main__ import main
 from kdlab.checkpoints import load_checkpoint, save_checkpoint
 from kdlab.experiment import teacher_path as image_teacher_path
@@ -226,7 +226,8 @@ def _interrupt_model(monkeypatch, model_number, forward_call):
                     raise KeyboardInterrupt
             model.register_forward_hook(interrupt)
         return model
-    monkeypatch.setattr(language, "build_model", build_model)
+    for module in (language, checkpoints):  # cached teachers are built by checkpoints.load_or_train
+        monkeypatch.setattr(module, "build_model", build_model)
 
 
 def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monkeypatch):

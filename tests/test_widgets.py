@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from traitlets import TraitError
 
-from kdlab import explorer_data, panels, widgets
+from kdlab import checkpoints, explorer_data, panels, widgets
 from kdlab.data import load_dataset
 from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
@@ -344,7 +344,8 @@ def _interrupt_after(forward_calls):
 def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(digits, tmp_path, monkeypatch):
     transfer, test = digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
-    monkeypatch.setattr(explorer_data, "build_model", _interrupt_after(2))  # 40 examples: 1 batch + 1 evaluation
+    # the cached baseline is built by checkpoints.load_or_train; 40 examples: 1 batch + 1 evaluation
+    monkeypatch.setattr(checkpoints, "build_model", _interrupt_after(2))
     with pytest.raises(TrainingInterrupted) as error:
         load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(error.value.partial) < EPOCHS
