@@ -53,27 +53,19 @@ def test_the_gain_is_the_mean_paired_difference_with_its_interval(digits_and_tea
     assert single["gain"] is None and single["verdict"] == "inconclusive"
 
 
-def interrupting_build_model(monkeypatch, *, seed_to_stop, forward_calls):
+def interrupting_build_model(monkeypatch, arm, *, seed_to_stop, forward_calls):
     """build_model whose models of one seed raise KeyboardInterrupt (Ctrl-C) on their n-th forward pass."""
-    calls = []
-
     def build(spec, seed=None):
         model = build_model(spec, seed=seed)
-        if seed == seed_to_stop:
-            def hook(module, inputs, output):
-                calls.append(1)
-                if len(calls) == forward_calls:
-                    raise KeyboardInterrupt
-            model.register_forward_hook(hook)
-        return model
+        return arm(model, forward_calls) if seed == seed_to_stop else model
 
     for module in (experiment, checkpoints):  # the teacher is built by checkpoints.load_or_train
         monkeypatch.setattr(module, "build_model", build)
 
 
-def test_ctrl_c_reports_only_the_seeds_whose_students_both_finished(digits_and_teacher, monkeypatch):
+def test_ctrl_c_reports_only_the_seeds_whose_students_both_finished(digits_and_teacher, monkeypatch, ctrl_c):
     train, test, teacher = digits_and_teacher
-    interrupting_build_model(monkeypatch, seed_to_stop=1, forward_calls=1)  # seed 1's baseline, first batch
+    interrupting_build_model(monkeypatch, ctrl_c, seed_to_stop=1, forward_calls=1)  # seed 1's baseline, first batch
     with pytest.raises(TrainingInterrupted) as stopped:
         compare_students(teacher, train, test, small_spec(train), transfer_size=60, seeds=range(3), epochs=3,
                          progress=False)
@@ -84,13 +76,15 @@ def test_ctrl_c_reports_only_the_seeds_whose_students_both_finished(digits_and_t
     assert partial["gain"] is None and partial["verdict"] == "inconclusive"
 
 
-def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_is_untouched(tmp_path, monkeypatch):
+def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_is_untouched(tmp_path, monkeypatch,
+                                                                                   ctrl_c):
     train, test = load_dataset("digits")
     train = train.subset(200)
     old = build_model(teacher_spec(train.input_shape), seed=7)
     save_checkpoint(teacher_path(tmp_path, "digits", 0), old, teacher_spec(train.input_shape), dataset="digits")
     before = teacher_path(tmp_path, "digits", 0).read_bytes()
-    interrupting_build_model(monkeypatch, seed_to_stop=0, forward_calls=2 * 5 + 1)  # 4 batches and 1 test pass an epoch
+    # 4 batches and 1 test pass an epoch: stopped in the third epoch
+    interrupting_build_model(monkeypatch, ctrl_c, seed_to_stop=0, forward_calls=2 * 5 + 1)
     with pytest.raises(TrainingInterrupted, match="after 2 of 30 epochs") as stopped:
         load_or_train_teacher(train, test, root=tmp_path, progress=False)
     assert teacher_path(tmp_path, "digits", 0).read_bytes() == before

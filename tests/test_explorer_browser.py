@@ -42,16 +42,8 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
 
 
 @pytest.fixture(scope="module")
-def explorer_url(tmp_path_factory):
+def explorer_url(tmp_path_factory, explorer_in_a_browser):
     """Voila serving the explorer on a free localhost port; stopped at the end, pass or fail."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install -y chromium)")
-    pytest.importorskip("playwright.sync_api",
-                        reason="the playwright package is not installed (pip install playwright)")
-    # The page needs the teacher, the grid and the baseline student: build them here first (cached in
-    # data/, minutes on a fresh checkout), so the browser only waits for the page itself.
-    from kdlab.explorer_data import load_explorer_data
-    load_explorer_data("digits", REPO / "data", progress=False)
 
     port = _free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"

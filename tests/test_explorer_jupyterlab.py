@@ -92,18 +92,9 @@ def _notebook_copy(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab_notebook_url(tmp_path_factory):
+def lab_notebook_url(tmp_path_factory, explorer_in_a_browser):
     """JupyterLab serving a copy of notebook 00 from a temporary folder; stopped at the end, pass or fail."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install -y chromium)")
-    pytest.importorskip("playwright.sync_api",
-                        reason="the playwright package is not installed (pip install playwright)")
     pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip install jupyterlab)")
-    # The explorer needs the cached teacher, grid and baseline student in data/. In a full run the Voila test or
-    # notebook 00 has usually built them already; if not, they are built here, before the clock of the browser
-    # starts (about 2 minutes on a fresh checkout, the only slow part), so the test does not depend on test order.
-    from kdlab.explorer_data import load_explorer_data
-    load_explorer_data("digits", DATA, progress=False)
 
     committed = NOTEBOOK.read_bytes()
     root = tmp_path_factory.mktemp("lab")

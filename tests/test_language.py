@@ -208,8 +208,8 @@ def test_text_teachers_never_share_a_cache_name_with_image_teachers_or_other_tex
     assert image_teacher_path("data", "digits", 0) not in names
 
 
-def _interrupt_model(monkeypatch, model_number, forward_call):
-    """Make the `model_number`-th seeded model that kdlab.language builds raise KeyboardInterrupt (Ctrl-C)
+def _interrupt_model(monkeypatch, arm, model_number, forward_call):
+    """Make the `model_number`-th seeded model that kdlab builds raise KeyboardInterrupt (Ctrl-C)
     on its `forward_call`-th forward pass."""
     real_build_model, built = language.build_model, []
 
@@ -217,23 +217,17 @@ def _interrupt_model(monkeypatch, model_number, forward_call):
         model = real_build_model(spec, seed=seed)
         if seed is not None:
             built.append(model)
-        if len(built) == model_number and built[-1] is model:
-            calls = []
-
-            def interrupt(module, inputs, output):
-                calls.append(1)
-                if len(calls) == forward_call:
-                    raise KeyboardInterrupt
-            model.register_forward_hook(interrupt)
+            if len(built) == model_number:
+                arm(model, forward_call)
         return model
     for module in (language, checkpoints):  # cached teachers are built by checkpoints.load_or_train
         monkeypatch.setattr(module, "build_model", build_model)
 
 
-def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monkeypatch):
+def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monkeypatch, ctrl_c):
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     windows, validation = text_windows(small_corpus.train, 16), text_windows(small_corpus.validation, 16)
-    _interrupt_model(monkeypatch, 1, forward_call=4)  # steps 1-3 finish, step 4 is cut off
+    _interrupt_model(monkeypatch, ctrl_c, 1, forward_call=4)  # steps 1-3 finish, step 4 is cut off
     model = language.build_model(spec, seed=0)
     before = [parameter.detach().clone() for parameter in model.parameters()]
     with pytest.raises(TrainingInterrupted, match="^training stopped after 3 of 50 steps$") as stop:
@@ -246,13 +240,13 @@ def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monke
 
 
 def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_stays_intact(small_corpus, tmp_path,
-                                                                                   monkeypatch, capsys):
+                                                                                   monkeypatch, capsys, ctrl_c):
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     train = dict(root=tmp_path, spec=spec, progress=False, device="cpu")
     load_or_train_language_teacher(small_corpus, steps=5, **train)
     path = teacher_path(tmp_path, small_corpus, 0)
     previous = path.read_bytes()
-    _interrupt_model(monkeypatch, 1, forward_call=3)  # evaluated after every step: step 2 is cut off
+    _interrupt_model(monkeypatch, ctrl_c, 1, forward_call=3)  # evaluated after every step: step 2 is cut off
     with pytest.raises(TrainingInterrupted) as stop:
         load_or_train_language_teacher(small_corpus, steps=6, **train)
     kept = path.with_name(f"{path.stem}.interrupted-step1.pt")
@@ -268,9 +262,10 @@ def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_stays_intac
     assert "steps=5, expected 6" in capsys.readouterr().out
 
 
-def test_a_teacher_interrupted_before_its_first_step_is_not_saved(small_corpus, tmp_path, monkeypatch):
+def test_a_teacher_interrupted_before_its_first_step_is_not_saved(small_corpus, tmp_path, monkeypatch,
+                                                                  ctrl_c):
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
-    _interrupt_model(monkeypatch, 1, forward_call=1)
+    _interrupt_model(monkeypatch, ctrl_c, 1, forward_call=1)
     with pytest.raises(TrainingInterrupted, match="after 0 of 6 steps.*was left as it was"):
         load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=6, progress=False,
                                        device="cpu")
@@ -279,12 +274,12 @@ def test_a_teacher_interrupted_before_its_first_step_is_not_saved(small_corpus, 
 
 @pytest.mark.parametrize("model_number, student", [(3, "baseline"), (4, "distilled")])  # both of seed 1
 def test_an_interrupted_comparison_reports_only_the_seeds_whose_students_both_finished(
-        small_corpus, monkeypatch, model_number, student):
+        small_corpus, monkeypatch, ctrl_c, model_number, student):
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     teacher = build_model(spec, seed=9)
     options = dict(steps=4, T=1.0, alpha=0.5, progress=False, device="cpu", batch_size=8, evaluations=2)
     complete = compare_language_students(teacher, small_corpus, spec, seeds=(0,), **options)
-    _interrupt_model(monkeypatch, model_number, forward_call=4)  # step 1, 2, evaluation, step 3 cut off
+    _interrupt_model(monkeypatch, ctrl_c, model_number, forward_call=4)  # step 1, 2, evaluation, step 3 cut off
     with pytest.raises(TrainingInterrupted) as stop:
         compare_language_students(teacher, small_corpus, spec, seeds=(0, 1, 2), **options)
     assert stop.value.message == (f"seed 1: the {student} student's training stopped after 2 of 4 steps; the "
@@ -297,9 +292,9 @@ def test_an_interrupted_comparison_reports_only_the_seeds_whose_students_both_fi
         assert partial[name] == complete[name] and partial["runs"][0][name] == complete["runs"][0][name]
 
 
-def test_an_interrupted_first_seed_leaves_nothing_to_compare(small_corpus, monkeypatch):
+def test_an_interrupted_first_seed_leaves_nothing_to_compare(small_corpus, monkeypatch, ctrl_c):
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
-    _interrupt_model(monkeypatch, 2, forward_call=1)
+    _interrupt_model(monkeypatch, ctrl_c, 2, forward_call=1)
     expected = "^seed 0: the distilled student's training stopped after 0 of 4 steps"
     with pytest.raises(TrainingInterrupted, match=expected) as stop:
         compare_language_students(build_model(spec, seed=9), small_corpus, spec, seeds=(0, 1), steps=4,

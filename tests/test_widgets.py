@@ -324,28 +324,17 @@ def test_the_baseline_is_trained_once_then_loaded(digits, tmp_path):
     assert len(longer) == EPOCHS + 1  # other settings: retrained, not reused
 
 
-def _interrupt_after(forward_calls):
-    """A build_model that raises KeyboardInterrupt (Ctrl-C) on the model's `forward_calls`-th forward pass."""
+def _interrupt_after(arm, forward_calls):
+    """A build_model whose models raise KeyboardInterrupt (Ctrl-C) on their `forward_calls`-th forward pass."""
     real_build_model = explorer_data.build_model
-
-    def build_model(spec, seed):
-        model = real_build_model(spec, seed=seed)
-        calls = []
-
-        def interrupt(module, inputs, output):
-            calls.append(1)
-            if len(calls) == forward_calls:
-                raise KeyboardInterrupt
-        model.register_forward_hook(interrupt)
-        return model
-    return build_model
+    return lambda spec, seed: arm(real_build_model(spec, seed=seed), forward_calls)
 
 
-def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(digits, tmp_path, monkeypatch):
+def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(digits, tmp_path, monkeypatch, ctrl_c):
     transfer, test = digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
     # the cached baseline is built by checkpoints.load_or_train; 40 examples: 1 batch + 1 evaluation
-    monkeypatch.setattr(checkpoints, "build_model", _interrupt_after(2))
+    monkeypatch.setattr(checkpoints, "build_model", _interrupt_after(ctrl_c, 2))
     with pytest.raises(TrainingInterrupted) as error:
         load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(error.value.partial) < EPOCHS
@@ -355,8 +344,8 @@ def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(digits, tmp
     assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
 
 
-def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch):
-    monkeypatch.setattr(explorer_data, "build_model", _interrupt_after(1))  # before any epoch finishes
+def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch, ctrl_c):
+    monkeypatch.setattr(explorer_data, "build_model", _interrupt_after(ctrl_c, 1))  # before any epoch finishes
     explorer.train_button.click()
     assert explorer.last_training["interrupted"] and explorer.last_training["curve"] == []
     assert "Interrupted after 0 of" in explorer.train_status.value

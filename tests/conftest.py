@@ -1,0 +1,37 @@
+"""What several test files share: a Ctrl-C on demand, and the browser tests' common setup."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own browser download does not work here
+
+
+@pytest.fixture
+def ctrl_c():
+    """`ctrl_c(model, call)` makes `model` raise KeyboardInterrupt, what Ctrl-C raises, on its
+    `call`-th forward pass (training and evaluation passes alike), and returns the model."""
+    def arm(model, call: int):
+        calls = []
+
+        def interrupt(module, inputs, output):
+            calls.append(1)
+            if len(calls) == call:
+                raise KeyboardInterrupt
+        model.register_forward_hook(interrupt)
+        return model
+    return arm
+
+
+@pytest.fixture(scope="session")
+def explorer_in_a_browser():
+    """Skip, saying why, without Chromium or Playwright; else build the explorer's cached teacher, grid and
+    baseline in data/ (minutes on a fresh checkout) so that a browser test only waits for the page itself."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api",
+                        reason="the playwright package is not installed (pip install playwright)")
+    from kdlab.explorer_data import load_explorer_data
+    load_explorer_data("digits", REPO / "data", progress=False)
+    return CHROMIUM
