@@ -20,6 +20,8 @@ from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, l
 from kdlab.experiment import compare_students, load_or_train_teacher
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, check_temperature
+
+__all__ = ["main"]
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.text import DEFAULT_CORPUS, load_corpus
 from kdlab.train import pick_device

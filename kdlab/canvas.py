@@ -19,6 +19,8 @@ import math
 import anywidget
 import traitlets
 
+__all__ = ["Chart", "Slider"]
+
 _CHART_ESM = r"""
 const FONT = "12px sans-serif";
 

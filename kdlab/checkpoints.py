@@ -29,6 +29,9 @@ import kdlab
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model
 
+__all__ = ["CheckpointError", "is_checkpoint", "load_checkpoint", "load_or_train", "reuse_checkpoint",
+           "save_checkpoint", "tensors_sha256", "write_text_atomically"]
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so staleness rests on age alone

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["DATASETS", "DatasetUnavailable", "TensorData", "canonical_name", "download", "jitter", "load_dataset",
+           "make_loader"]
+
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 
 _ALIASES = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+__all__ = ["is_main_process", "join", "shard", "total", "world", "wrap"]
+
 
 def world() -> tuple[int, int]:
     """(rank, world size) as torchrun set them; (0, 1) in an ordinary process."""

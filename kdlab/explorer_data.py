@@ -21,6 +21,8 @@ from kdlab.models import build_model, student_spec
 from kdlab.sweep import Grid, grid_from_cache_or_sweep
 from kdlab.train import evaluate, fit, pick_device, predict_logits
 
+__all__ = ["ExplorerData", "load_explorer_data", "load_or_train_baseline", "train_with_curve"]
+
 GRID_REPEATS = 3  # students per grid cell: enough for an interval, and cheap in one batched sweep
 
 

@@ -33,6 +33,10 @@ from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
 from kdlab.train import autocast, pick_device, predict_logits, restores_global_rng
 
+__all__ = ["LanguageHistory", "bits_per_character", "characters_per_second", "compare_language_students",
+           "language_specs", "load_or_train_language_teacher", "next_character_logits", "sample", "teacher_logits",
+           "teacher_path", "text_windows", "train_language_model", "validation_loss"]
+
 # The default language experiment, sized for 2 CPU cores (see notebook 08 for a GPU setting).
 CONTEXT = 64
 TEACHER_SIZE = {"width": 96, "depth": 2, "heads": 4}

@@ -25,6 +25,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+__all__ = ["KDLossParts", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "alpha_from_ce_weighting", "check_hyperparameters",
+           "check_temperature", "cosine_feature_loss", "hint_loss", "kd_loss", "soft_targets", "soft_term_gradient",
+           "soft_term_gradient_high_T"]
+
 
 class KDLossParts(NamedTuple):
     """The pieces of the loss, so a notebook can plot each term on its own."""

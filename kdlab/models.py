@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = ["CharGPT", "ConvNet", "MLP", "STUDENT_SIZES", "SmallCNN", "build_model", "cnn_spec", "convnet_spec",
+           "count_parameters", "gpt_spec", "mlp_spec", "student_spec", "teacher_spec"]
+
 
 def mlp_spec(input_shape, hidden=(1200, 1200), num_classes=10, dropout=0.0):
     """A fully connected ReLU net on flattened inputs (Hinton et al.'s MNIST nets)."""

@@ -21,6 +21,10 @@ from matplotlib.patches import Rectangle
 from kdlab.losses import kd_loss, soft_targets, soft_term_gradient
 from kdlab.sweep import Grid
 
+__all__ = ["CurvesPanel", "GradientPanel", "GridPanel", "LossPanel", "MODEL_COLOURS", "PicturePanel",
+           "SoftTargetsPanel", "TERM_COLOURS", "T_RANGE", "all_panels", "gradient_limit", "gradient_panel",
+           "grid_panel", "loss_panel", "soft_target_panel", "static_figure"]
+
 T_RANGE = (0.5, 50.0)  # the temperature slider's ends (log scale)
 ALPHA_RANGE = (0.0, 1.0)
 # One colour per term, as in notebook 03: soft (teacher) blue, hard (labels) orange, total green.

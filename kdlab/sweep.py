@@ -33,6 +33,9 @@ from kdlab.models import build_model, student_spec
 from kdlab.progress import TrainingLoop
 from kdlab.train import autocast, evaluate, pick_device, predict_logits
 
+__all__ = ["GRID_ALPHAS", "GRID_TEMPERATURES", "Grid", "distill_students", "grid_from_cache_or_sweep",
+           "load_or_run_grid", "sweep"]
+
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 GRID_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SWEEP_LR = 1e-3  # sweep()'s defaults, which a cached grid must also match

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["CharCorpus", "CorpusError", "DEFAULT_CORPUS", "load_corpus", "pydoc_text"]
+
 DEFAULT_CORPUS = "pydoc-text"
 VALIDATION_FRACTION = 0.1
 

@@ -29,6 +29,8 @@ from kdlab.data import TensorData, jitter, make_loader
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.progress import TrainingLoop
 
+__all__ = ["History", "autocast", "distill", "evaluate", "fit", "pick_device", "predict_logits"]
+
 
 def pick_device(preferred: str | torch.device | None = None) -> torch.device:
     """CUDA if present, else Apple's MPS, else the CPU; or the device asked for, if it exists."""

@@ -15,6 +15,9 @@ import torch
 
 from kdlab.losses import soft_targets
 
+__all__ = ["class_similarity", "plot_class_similarity", "plot_learning_curves", "plot_soft_targets", "show_digits",
+           "use_projector_style"]
+
 PROJECTOR_STYLE = {
     "font.size": 15,
     "axes.titlesize": 17,

@@ -38,6 +38,8 @@ from kdlab.panels import (
     static_figure,
 )
 
+__all__ = ["Explorer", "parse_view", "view_query"]
+
 # The arrow keys' stops for T: 20 steps of 2^(1/3) from 0.5 to 50, rounded as printed, so 1, 2, 4, 8 and 16
 # (the grid's rows) are stops; alpha steps by 0.05.
 T_STOPS = sorted({float(f"{0.5 * 2 ** (k / 3):.2g}") for k in range(20)} | {T_RANGE[1]})
