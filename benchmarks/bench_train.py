@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from kdlab import experiment
+from kdlab.device import pick_device
 from kdlab.models import build_model, student_spec
 from kdlab.sweep import GRID_ALPHAS, GRID_TEMPERATURES, distill_students
-from kdlab.train import distill, evaluate, pick_device
+from kdlab.train import distill, evaluate
 
 
 def tutorial_distill(student, teacher, train, *, T, alpha, epochs, lr, batch_size, seed, device):

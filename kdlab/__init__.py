@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 from kdlab.comparison import paired_difference
 from kdlab.data import load_dataset
+from kdlab.device import predict_logits
 from kdlab.experiment import compare_students, load_data_and_teacher
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import (
@@ -24,7 +25,7 @@ from kdlab.losses import (
     soft_term_gradient_high_T,
 )
 from kdlab.models import build_model, count_parameters, student_spec
-from kdlab.train import distill, evaluate, fit, predict_logits
+from kdlab.train import distill, evaluate, fit
 
 __all__ = ["KDLossParts", "TrainingInterrupted", "alpha_from_ce_weighting", "build_model", "check_hyperparameters",
            "compare_students", "count_parameters", "distill", "evaluate", "fit", "kd_loss", "load_data_and_teacher",

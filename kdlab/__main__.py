@@ -22,9 +22,9 @@ from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, check_temperature
 
 __all__ = ["main"]
+from kdlab.device import pick_device
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.text import DEFAULT_CORPUS, load_corpus
-from kdlab.train import pick_device
 
 
 def main(argv=None) -> int:

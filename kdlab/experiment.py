@@ -16,9 +16,10 @@ from kdlab import distributed
 from kdlab.checkpoints import load_or_train
 from kdlab.comparison import mean_interval, paired_difference
 from kdlab.data import TensorData, load_dataset
+from kdlab.device import pick_device
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, count_parameters, teacher_spec
-from kdlab.train import distill, evaluate, fit, pick_device
+from kdlab.train import distill, evaluate, fit
 
 __all__ = ["SETTINGS", "Setting", "compare_students", "load_data_and_teacher", "load_or_train_teacher",
            "mean_sd", "setting_for", "teacher_path"]

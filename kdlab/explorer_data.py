@@ -16,10 +16,11 @@ from torch import nn
 from kdlab import experiment
 from kdlab.checkpoints import load_or_train
 from kdlab.data import TensorData
+from kdlab.device import pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, student_spec
 from kdlab.sweep import Grid, grid_from_cache_or_sweep
-from kdlab.train import evaluate, fit, pick_device, predict_logits
+from kdlab.train import evaluate, fit
 
 __all__ = ["ExplorerData", "load_explorer_data", "load_or_train_baseline", "train_with_curve"]
 

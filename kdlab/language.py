@@ -25,13 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdlab.checkpoints import load_or_train
+from kdlab.device import autocast, pick_device, predict_logits
 from kdlab.experiment import mean_sd
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
-from kdlab.train import autocast, pick_device, predict_logits, restores_global_rng
+from kdlab.train import restores_global_rng
 
 __all__ = ["LanguageHistory", "bits_per_character", "characters_per_second", "compare_language_students",
            "language_specs", "load_or_train_language_teacher", "next_character_logits", "sample", "teacher_logits",

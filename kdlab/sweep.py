@@ -27,11 +27,12 @@ from kdlab import experiment
 from kdlab.checkpoints import write_text_atomically
 from kdlab.comparison import mean_interval, paired_difference
 from kdlab.data import TensorData, make_loader
+from kdlab.device import autocast, pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, student_spec
 from kdlab.progress import TrainingLoop
-from kdlab.train import autocast, evaluate, pick_device, predict_logits
+from kdlab.train import evaluate
 
 __all__ = ["GRID_ALPHAS", "GRID_TEMPERATURES", "Grid", "distill_students", "grid_from_cache_or_sweep",
            "load_or_run_grid", "sweep"]

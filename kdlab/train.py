@@ -15,7 +15,6 @@ Design choices that make the comparison fair and the loop fast:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,28 +25,11 @@ from torch import nn
 
 from kdlab import distributed
 from kdlab.data import TensorData, jitter, make_loader
+from kdlab.device import autocast, pick_device, predict_logits
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.progress import TrainingLoop
 
-__all__ = ["History", "autocast", "distill", "evaluate", "fit", "pick_device", "predict_logits"]
-
-
-def pick_device(preferred: str | torch.device | None = None) -> torch.device:
-    """CUDA if present, else Apple's MPS, else the CPU; or the device asked for, if it exists."""
-    if preferred is None or str(preferred) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(preferred)
-    except RuntimeError:
-        raise ValueError(f"unknown device {preferred!r}; use 'auto', 'cpu', 'cuda' or 'mps'") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(device.type, False):
-        raise ValueError(f"device {str(device)!r} is not available on this machine; use 'auto' or 'cpu'")
-    return device
+__all__ = ["History", "distill", "evaluate", "fit"]
 
 
 @dataclass
@@ -67,30 +49,6 @@ class History:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def autocast(device: torch.device):
-    """bfloat16 autocast on CUDA (no loss scaling needed); full precision elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, inputs: torch.Tensor, *, device=None, batch_size: int = 2048) -> torch.Tensor:
-    """The model's logits in eval mode (float32, on `device`), in chunks so large sets fit.
-
-    The model moves to `device` too, so a model fresh from a checkpoint (on the CPU) just works."""
-    device = pick_device(device)
-    was_training = model.training
-    model.to(device).eval()
-    try:
-        with autocast(device):
-            chunks = [model(inputs[start:start + batch_size].to(device, non_blocking=True)).float()
-                      for start in range(0, len(inputs), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(chunks)
 
 
 def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = None, device=None) -> dict:

@@ -3,9 +3,10 @@ import torch
 from torch import nn
 
 from kdlab.data import load_dataset
+from kdlab.device import predict_logits
 from kdlab.ensemble import EnsembleTeacher
 from kdlab.models import build_model, mlp_spec, student_spec
-from kdlab.train import distill, evaluate, fit, predict_logits
+from kdlab.train import distill, evaluate, fit
 
 
 def _members(count=3, num_classes=4, features=5):

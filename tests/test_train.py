@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from kdlab.data import jitter, load_dataset
+from kdlab.device import pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, teacher_spec
-from kdlab.train import distill, evaluate, fit, pick_device, predict_logits
+from kdlab.train import distill, evaluate, fit
 
 
 @pytest.fixture(scope="module")
