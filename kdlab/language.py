@@ -9,7 +9,7 @@ overlaps the next by one character, so every character after the first has exact
 that predicts it; a tail shorter than a window is dropped). Batches are windows drawn at random,
 with replacement, from a seeded generator: a baseline and a distilled student
 with the same seed see the same batches. Because the windows never move, the teacher's logits
-for the whole training text are computed once (`teacher_logits`) and sliced per batch: one
+for the whole training text are computed once (`cache_teacher_logits`) and sliced per batch: one
 teacher pass over the text replaces one per step, for every student and every seed.
 """
 
@@ -34,9 +34,9 @@ from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
 from kdlab.train import restores_global_rng
 
-__all__ = ["LanguageHistory", "bits_per_character", "characters_per_second", "compare_language_students",
-           "language_specs", "load_or_train_language_teacher", "next_character_logits", "sample", "teacher_logits",
-           "teacher_path", "text_windows", "train_language_model", "validation_loss"]
+__all__ = ["LanguageHistory", "bits_per_character", "cache_teacher_logits", "characters_per_second",
+           "compare_language_students", "language_specs", "load_or_train_language_teacher", "next_character_logits",
+           "sample", "teacher_path", "text_windows", "train_language_model", "validation_loss"]
 
 # The default language experiment, sized for 2 CPU cores (see notebook 08 for a GPU setting).
 CONTEXT = 64
@@ -85,7 +85,8 @@ class LanguageHistory:
         return asdict(self)
 
 
-def teacher_logits(teacher: nn.Module, windows: torch.Tensor, *, device=None, batch_size: int = 256) -> torch.Tensor:
+def cache_teacher_logits(teacher: nn.Module, windows: torch.Tensor, *, device=None,
+                         batch_size: int = 256) -> torch.Tensor:
     """The teacher's next-character logits for every window, once, stored as float16 to halve the memory."""
     return predict_logits(teacher, windows[:, :-1], device=device, batch_size=batch_size).half()
 
@@ -116,7 +117,7 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
     """Train `model` in place with Adam for `steps` batches of random training windows.
 
     On hard labels (next-character cross-entropy), or, given the teacher's logits for the same
-    windows (`teacher_logits`), with kd_loss at T and alpha over every position. Validation
+    windows (`cache_teacher_logits`), with kd_loss at T and alpha over every position. Validation
     cross-entropy is measured `evaluations` times, evenly spaced. Same seed, same numbers on the CPU.
     Ctrl-C raises TrainingInterrupted (its history says how many steps finished); the model keeps
     the weights it had reached.
@@ -129,7 +130,7 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
         if cached_teacher_logits.shape[:2] != windows[:, :-1].shape:
             raise ValueError(f"teacher logits of shape {tuple(cached_teacher_logits.shape)} do not match "
                              f"{len(windows)} windows of {windows.shape[1] - 1} characters; "
-                             "compute them with teacher_logits(teacher, windows)")
+                             "compute them with cache_teacher_logits(teacher, windows)")
     device = pick_device(device)
     torch.manual_seed(seed)  # dropout draws from the global generator
     batches = torch.randint(len(windows), (steps, batch_size), generator=torch.Generator().manual_seed(seed))
@@ -262,7 +263,7 @@ def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict
     train = text_windows(corpus.train, spec["context"])
     validation = text_windows(corpus.validation, spec["context"])
     start = time.perf_counter()
-    cache = teacher_logits(teacher, train, device=device)
+    cache = cache_teacher_logits(teacher, train, device=device)
     summary = {"teacher": validation_loss(teacher, validation, device=device),
                "teacher_cache_seconds": time.perf_counter() - start,
                "teacher_windows": len(train),

@@ -11,11 +11,11 @@ from kdlab.checkpoints import load_checkpoint, save_checkpoint
 from kdlab.experiment import teacher_path as image_teacher_path
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.language import (
+    cache_teacher_logits,
     compare_language_students,
     load_or_train_language_teacher,
     next_character_logits,
     sample,
-    teacher_logits,
     teacher_path,
     text_windows,
     train_language_model,
@@ -97,7 +97,7 @@ def test_distilling_with_cached_logits_pulls_the_student_towards_the_teacher(sma
     validation = text_windows(small_corpus.validation, 16)
     teacher = build_model(spec, seed=9)
     train_language_model(teacher, windows, validation, steps=60, batch_size=16, progress=False, device="cpu")
-    cache = teacher_logits(teacher, windows, device="cpu")
+    cache = cache_teacher_logits(teacher, windows, device="cpu")
     assert cache.shape == (*windows[:, :-1].shape, small_corpus.vocab_size) and cache.dtype == torch.float16
     distances = []
     for cached in (None, cache):
