@@ -8,11 +8,13 @@ decision made in one place.
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
 
 import torch
 from torch import nn
 
-__all__ = ["autocast", "pick_device", "predict_logits"]
+__all__ = ["autocast", "forward_seconds", "one_cpu_thread", "pick_device", "predict_logits"]
 
 
 def pick_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -49,9 +51,46 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, *, device=None, batch
     was_training = model.training
     model.to(device).eval()
     try:
-        with autocast(device):
+        with one_cpu_thread(device), autocast(device):
             chunks = [model(inputs[start:start + batch_size].to(device, non_blocking=True)).float()
                       for start in range(0, len(inputs), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(chunks)
+
+
+@contextlib.contextmanager
+def one_cpu_thread(device="cpu"):
+    """On the CPU, one thread for the duration, then the thread count restored (elsewhere nothing).
+
+    kdlab trains and scores its models this way on the CPU, for three reasons: the same seed then
+    gives the same numbers on any machine, whatever its core count (sums in another order change
+    the last digits, and a trained network amplifies them); its matrices are too small to share, so
+    a second thread only adds waiting (on a busy 2-core machine the explorer's "Train now" took
+    22-33 s with two threads against 1.3 s with one); and a timing on one thread is the cost per core.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def forward_seconds(model: nn.Module, inputs: torch.Tensor, *, repeats: int = 50, device=None) -> float:
+    """Median seconds of one forward pass over `inputs` in eval mode, after a warm-up: the inference
+    cost distillation buys down. On the CPU it runs on one thread; on CUDA it waits for the GPU."""
+    device = pick_device(device)
+    with one_cpu_thread(device):
+        predict_logits(model, inputs, device=device)  # warm-up: first calls allocate
+        timings = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict_logits(model, inputs, device=device)
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # note: the GPU runs asynchronously; count its work, not the launch
+            timings.append(time.perf_counter() - start)
+    return statistics.median(timings)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdlab.checkpoints import load_or_train
-from kdlab.device import autocast, pick_device, predict_logits
+from kdlab.device import autocast, forward_seconds, one_cpu_thread, pick_device, predict_logits
 from kdlab.experiment import mean_sd
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
@@ -99,11 +99,12 @@ def validation_loss(model: nn.Module, windows: torch.Tensor, *, device=None, bat
     model.to(device).eval()
     total = torch.zeros((), device=device)
     try:
-        for start in range(0, len(windows), batch_size):
-            batch = windows[start:start + batch_size].to(device)
-            with autocast(device):
-                logits = model(batch[:, :-1])
-            total += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
+        with one_cpu_thread(device):
+            for start in range(0, len(windows), batch_size):
+                batch = windows[start:start + batch_size].to(device)
+                with autocast(device):
+                    logits = model(batch[:, :-1])
+                total += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
     finally:
         model.train(was_training)
     return total.item() / windows[:, 1:].numel()
@@ -143,7 +144,7 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
     loss_sum, losses_summed = torch.zeros((), device=device), 0
     try:
         with TrainingLoop(steps, "steps", "distill" if cache is not None else "train", history=history,
-                          progress=progress) as loop:
+                          progress=progress, device=device) as loop:
             for index in loop:
                 step = index + 1
                 batch_index = batches[index].to(device)
@@ -200,20 +201,9 @@ def sample(model: nn.Module, corpus: CharCorpus, prompt: str, length: int = 200,
 @torch.no_grad()
 def characters_per_second(model: nn.Module, windows: torch.Tensor, *, batch_size: int = 64, repeats: int = 5,
                           device=None) -> float:
-    """Characters scored per second (one forward pass over batches of windows): the inference payoff."""
-    device = pick_device(device)
-    model.to(device).eval()
-    batch = windows[:batch_size, :-1].to(device)
-    with autocast(device):
-        model(batch)  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return repeats * batch.numel() / (time.perf_counter() - start)
+    """Characters scored per second (one forward pass over a batch of windows): the inference payoff."""
+    batch = windows[:batch_size, :-1]
+    return batch.numel() / forward_seconds(model, batch, repeats=repeats, device=device)
 
 
 # The experiment the CLI and notebook 08 share.

@@ -13,6 +13,7 @@ import time
 
 from tqdm import tqdm
 
+from kdlab.device import one_cpu_thread
 from kdlab.interrupt import TrainingInterrupted
 
 __all__ = ["LOG_SECONDS", "TrainingLoop"]
@@ -24,11 +25,13 @@ class TrainingLoop:
     """`with TrainingLoop(epochs, "epochs", "fit", history=history) as loop: for epoch in loop: ...`
 
     Iterating yields 0 .. total-1; `loop.done` counts the iterations that finished; `loop.show(loss=...)`
-    puts numbers beside the progress. On leaving the block `history.seconds` holds the time taken, and
-    after a Ctrl-C `history.interrupted` is True and TrainingInterrupted is raised.
+    puts numbers beside the progress. On the CPU the loop runs on one thread (kdlab.device.one_cpu_thread).
+    On leaving the block `history.seconds` holds the time taken, and after a Ctrl-C `history.interrupted`
+    is True and TrainingInterrupted is raised.
     """
 
-    def __init__(self, total: int, unit: str, label: str, *, history=None, progress: bool = True, stream=None):
+    def __init__(self, total: int, unit: str, label: str, *, history=None, progress: bool = True, stream=None,
+                 device="cpu"):
         self.total, self.unit, self.label, self.history = total, unit, label, history
         self.stream = sys.stderr if stream is None else stream
         self.done = 0
@@ -37,6 +40,7 @@ class TrainingLoop:
         self.bar = tqdm(total=total, desc=label, unit=unit.rstrip("s"), leave=False, file=self.stream) \
             if terminal else None
         self.log = progress and not terminal
+        self.threads = one_cpu_thread(device)  # the same numbers on any machine (kdlab.device)
         self.start = self.last_line = time.perf_counter()
 
     def __iter__(self):
@@ -55,10 +59,12 @@ class TrainingLoop:
             self.bar.set_postfix(self.numbers, refresh=False)
 
     def __enter__(self) -> TrainingLoop:
+        self.threads.__enter__()
         return self
 
     def __exit__(self, kind, error, traceback) -> bool:
         seconds = time.perf_counter() - self.start
+        self.threads.__exit__(None, None, None)
         if self.bar is not None:
             self.bar.close()
         if self.history is not None:

@@ -169,7 +169,7 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     T = torch.tensor(temperatures, dtype=torch.float32, device=device)
     alpha = torch.tensor(alphas, dtype=torch.float32, device=device)
     try:
-        with TrainingLoop(epochs, "epochs", f"{len(students)} students", progress=progress) as loop:
+        with TrainingLoop(epochs, "epochs", f"{len(students)} students", progress=progress, device=device) as loop:
             for _ in loop:
                 for inputs, labels, teacher_batch in loader:
                     with autocast(device):

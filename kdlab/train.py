@@ -138,7 +138,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     history = History()
     try:
         with TrainingLoop(epochs, "epochs", "distill" if teacher is not None else "fit", history=history,
-                          progress=progress and rank == 0) as loop:
+                          progress=progress and rank == 0, device=device) as loop:
             for _ in loop:
                 loss_sum = _fit_epoch(trained, loader, optimizer, prepare, loss_of, device)
                 history.train_loss.append(distributed.total(loss_sum).item() / len(train))
