@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from kdlab import experiment
+from kdlab.comparison import mean_sd
 from kdlab.device import pick_device
 from kdlab.models import build_model, student_spec
 from kdlab.sweep import GRID_ALPHAS, GRID_TEMPERATURES, distill_students
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     if compile_error:
         trainers.remove("kdlab_compiled")
         del accuracy["kdlab_compiled"]
-    accuracy = {name: experiment.mean_sd(values) for name, values in accuracy.items()}
+    accuracy = {name: mean_sd(values) for name, values in accuracy.items()}
     difference = accuracy["kdlab"]["mean"] - accuracy["tutorial"]["mean"]
     within_noise = abs(difference) <= 2 * max(accuracy["kdlab"]["sd"], accuracy["tutorial"]["sd"])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["PairedDifference", "mean_interval", "paired_difference", "t_critical"]
+__all__ = ["PairedDifference", "mean_interval", "mean_sd", "paired_difference", "t_critical"]
 
 # Two-sided 95 % critical values of Student's t for 1..30 degrees of freedom.
 _T_95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -29,6 +29,12 @@ def t_critical(degrees_of_freedom: int) -> float:
     if degrees_of_freedom <= len(_T_95):
         return _T_95[degrees_of_freedom - 1]
     return next(value for limit, value in _T_95_TAIL if degrees_of_freedom <= limit)
+
+
+def mean_sd(values) -> dict:
+    """Mean and sample standard deviation (0 for a single value): a spread, where no interval is wanted."""
+    values = [float(value) for value in values]
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def mean_interval(values) -> dict:

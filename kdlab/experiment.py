@@ -8,13 +8,12 @@ draws afresh, so the interval on the gain includes the luck of the draw.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdlab import distributed
 from kdlab.checkpoints import load_or_train
-from kdlab.comparison import mean_interval, paired_difference
+from kdlab.comparison import mean_interval, mean_sd, paired_difference
 from kdlab.data import TensorData, load_dataset
 from kdlab.device import pick_device
 from kdlab.interrupt import TrainingInterrupted
@@ -22,7 +21,7 @@ from kdlab.models import build_model, count_parameters, teacher_spec
 from kdlab.train import distill, evaluate, fit
 
 __all__ = ["SETTINGS", "Setting", "compare_students", "load_data_and_teacher", "load_or_train_teacher",
-           "mean_sd", "setting_for", "teacher_path"]
+           "setting_for", "teacher_path"]
 
 
 @dataclass(frozen=True)
@@ -169,9 +168,3 @@ def _summary(runs: list[dict], teacher, spec: dict) -> dict:
             "distilled_loss": spread(run["distilled_loss"] for run in runs),
             "student_parameters": count_parameters(build_model(spec)),
             "teacher_parameters": count_parameters(teacher)}
-
-
-def mean_sd(values) -> dict:
-    """Mean and sample standard deviation (0 for a single value)."""
-    values = list(values)
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}

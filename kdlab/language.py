@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdlab.checkpoints import load_or_train
+from kdlab.comparison import mean_sd
 from kdlab.device import autocast, forward_seconds, one_cpu_thread, pick_device, predict_logits
-from kdlab.experiment import mean_sd
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import build_model, count_parameters, gpt_spec
