@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from matplotlib import colormaps, colors
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from kdlab.losses import kd_loss, soft_targets, soft_term_gradient
 from kdlab.sweep import Grid
+from kdlab.viz import plot_heatmap
 
 __all__ = ["CurvesPanel", "GradientPanel", "GridPanel", "LossPanel", "MODEL_COLOURS", "PicturePanel",
            "SoftTargetsPanel", "TERM_COLOURS", "T_RANGE", "all_panels", "gradient_limit", "gradient_panel",
@@ -222,7 +222,8 @@ class GridPanel(Panel):
                 else "one student per cell: read with care")
         return {"kind": "heatmap", "width": 340, "height": 250, "rows": [f"{T:g}" for T in grid.temperatures],
                 "columns": [f"{alpha:g}" for alpha in grid.alphas], "xlabel": "α (teacher weight)",
-                "ylabel": "temperature T", "colours": [[colors.to_hex(cell) for cell in row] for row in cells],
+                "ylabel": "temperature T", "values": _rounded(accuracy),
+                "colours": [[colors.to_hex(cell) for cell in row] for row in cells],
                 "text": [[f"{value:.3f}" for value in row] for row in accuracy],
                 "text_colours": [["black" if cell[:3] @ (0.299, 0.587, 0.114) > 0.5 else "white" for cell in row]
                                  for row in cells],
@@ -288,19 +289,9 @@ def _static_bars(ax, spec, data) -> None:
 
 
 def _static_heatmap(ax, spec, data) -> None:
-    ax.imshow(colors.to_rgba_array(np.array(spec["colours"]).ravel()).reshape(len(spec["rows"]), -1, 4),
-              aspect="auto")
-    for (row, column), text in np.ndenumerate(np.array(spec["text"])):
-        ax.text(column, row, text, ha="center", va="center", color=spec["text_colours"][row][column])
-        if spec["marks"] and spec["marks"][row][column]:
-            ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, hatch="//", edgecolor="white",
-                                   linewidth=0, alpha=0.5))
-    ax.add_patch(Rectangle((data["highlight"][1] - 0.5, data["highlight"][0] - 0.5), 1, 1, fill=False,
-                           edgecolor="red", linewidth=3))
-    ax.set(xticks=range(len(spec["columns"])), yticks=range(len(spec["rows"])), xlabel=spec["xlabel"],
-           ylabel=spec["ylabel"])
-    ax.set_xticklabels(spec["columns"])
-    ax.set_yticklabels(spec["rows"])
+    # the browser's min-max viridis scale (plot_heatmap's default), its text and its marks
+    plot_heatmap(spec["values"], spec["rows"], spec["columns"], ax=ax, xlabel=spec["xlabel"], ylabel=spec["ylabel"],
+                 labels=spec["text"], hatched=spec["marks"], highlight=data["highlight"], colorbar=False)
 
 
 def _static_lines(ax, spec, data) -> None:

@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
+from matplotlib.patches import Rectangle
 
 from kdlab.losses import soft_targets
 
-__all__ = ["class_similarity", "plot_class_similarity", "plot_learning_curves", "plot_soft_targets", "show_digits",
-           "use_projector_style"]
+__all__ = ["class_similarity", "mean_soft_targets", "plot_class_similarity", "plot_heatmap", "plot_learning_curves",
+           "plot_soft_targets", "show_digits", "use_projector_style"]
 
 PROJECTOR_STYLE = {
     "font.size": 15,
@@ -118,6 +120,23 @@ def plot_soft_targets(logits, temperatures: Sequence[float], classes: Sequence[s
     return ax
 
 
+def _logits_and_labels(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be (n, C) with labels (n,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    return logits.float(), labels.long()
+
+
+def mean_soft_targets(logits, labels, T: float = 1.0) -> torch.Tensor:
+    """(C, C): row i is softmax(logits / T) averaged over the examples of class i; NaN for a class without any.
+
+    What a teacher teaches about class i on average: the soft targets its examples carry.
+    """
+    logits, labels = _logits_and_labels(logits, labels)
+    members = F.one_hot(labels, logits.shape[1]).float()  # (n, C): which class each example belongs to
+    return members.T @ soft_targets(logits, T) / members.sum(dim=0)[:, None]  # 0 / 0 = NaN for an absent class
+
+
 def class_similarity(logits, labels, T: float = 1.0) -> torch.Tensor:
     """(C, C): row i is the average wrong-class distribution of examples of class i at temperature T.
 
@@ -125,45 +144,62 @@ def class_similarity(logits, labels, T: float = 1.0) -> torch.Tensor:
     says which other classes the model thinks class i looks like: the ranking hard labels throw away.
     The diagonal is NaN.
     """
-    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
-    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(f"logits must be (n, C) with labels (n,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    num_classes = logits.shape[1]
-    true_class = torch.nn.functional.one_hot(labels, num_classes).bool()
+    logits, labels = _logits_and_labels(logits, labels)
+    true_class = F.one_hot(labels, logits.shape[1]).bool()
     # softmax over the other logits: the renormalised wrong classes, without the 0/0 of a confident model
-    wrong = soft_targets(logits.float().masked_fill(true_class, float("-inf")), T)
-    similarity = torch.full((num_classes, num_classes), float("nan"))
-    for label in range(num_classes):
-        members = labels == label
-        if members.any():
-            similarity[label] = wrong[members].mean(dim=0)
-    similarity.fill_diagonal_(float("nan"))
-    return similarity
+    similarity = mean_soft_targets(logits.masked_fill(true_class, float("-inf")), labels, T)
+    return similarity.fill_diagonal_(float("nan"))
+
+
+def plot_heatmap(values, rows: Sequence[str], columns: Sequence[str], *, ax=None, title: str | None = None,
+                 xlabel: str | None = None, ylabel: str | None = None, fmt: str | None = "{:.2f}", labels=None,
+                 hatched=None, highlight: tuple[int, int] | None = None, colorbar: bool = True,
+                 colorbar_label: str | None = None, cmap: str = "viridis", vmin: float | None = None,
+                 vmax: float | None = None):
+    """An (R, C) matrix as coloured cells with their values written in; returns the Axes.
+
+    The project's one heatmap (class similarity, notebook grids, the explorer's static view), so
+    every matrix reads the same way. Each finite value is written in its cell, in black or white by
+    the cell's luminance; `labels`, (R, C) strings, replaces the formatted values (e.g. "0.934*"),
+    and fmt=None with no labels writes nothing. NaN cells stay blank. Cells where the (R, C) boolean
+    mask `hatched` is true are hatched; `highlight` = (row, column) is outlined in red. Values beyond
+    vmin or vmax take the end colours: capping vmax keeps one large value from washing out the rest.
+    """
+    matrix = _as_numpy(values).astype(float)
+    shape = (len(rows), len(columns))
+    if matrix.shape != shape:
+        raise ValueError(f"values must be {shape} for {len(rows)} rows and {len(columns)} columns, got {matrix.shape}")
+    for name, given in (("labels", labels), ("hatched", hatched)):
+        if given is not None and np.shape(given) != shape:
+            raise ValueError(f"{name} must be {shape} like the values, got {np.shape(given)}")
+    ax = _new_axes(ax)
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label=colorbar_label)
+    cells = image.cmap(image.norm(matrix))  # (R, C, 4): the colour each cell is drawn in
+    for (row, column), value in np.ndenumerate(matrix):
+        if np.isfinite(value) and (labels is not None or fmt is not None):
+            text = fmt.format(value) if labels is None else labels[row][column]
+            ax.text(column, row, text, ha="center", va="center", fontsize="small",
+                    color="black" if cells[row, column, :3] @ (0.299, 0.587, 0.114) > 0.5 else "white")
+        if hatched is not None and hatched[row][column]:
+            ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, hatch="//", edgecolor="white",
+                                   linewidth=0, alpha=0.5))
+    if highlight is not None:
+        row, column = highlight
+        ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=3))
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(**{name: words for name, words in (("title", title), ("xlabel", xlabel), ("ylabel", ylabel)) if words})
+    ax.grid(False)
+    return ax
 
 
 def plot_class_similarity(matrix, classes: Sequence[str], *, ax=None, title: str = "Which classes look alike",
                           xlabel: str = "wrong class", ylabel: str = "true class", annotate: bool = True):
     """A (C, C) matrix as a heatmap with its values written in; NaN cells stay blank. Returns the Axes."""
-    values = _as_numpy(matrix).astype(float)
-    if values.shape != (len(classes), len(classes)):
-        raise ValueError(f"matrix must be ({len(classes)}, {len(classes)}) for {len(classes)} classes, "
-                         f"got {values.shape}")
-    ax = _new_axes(ax)
-    image = ax.imshow(values, cmap="viridis")
-    ax.figure.colorbar(image, ax=ax)
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(False)
-    if annotate:
-        middle = np.nanmean(values)
-        for (row, column), value in np.ndenumerate(values):
-            if np.isfinite(value):
-                ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize="x-small",
-                        color="black" if value > middle else "white")
-    return ax
+    return plot_heatmap(matrix, classes, classes, ax=ax, title=title, xlabel=xlabel, ylabel=ylabel,
+                        fmt="{:.2f}" if annotate else None)
 
 
 def _metric(history, metric: str) -> np.ndarray:

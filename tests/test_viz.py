@@ -10,11 +10,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from kdlab import soft_targets  # noqa: E402
+from kdlab.panels import GridPanel, static_figure  # noqa: E402
+from kdlab.sweep import Grid  # noqa: E402
 from kdlab.train import History  # noqa: E402
 from kdlab.viz import (  # noqa: E402
     PROJECTOR_STYLE,
     class_similarity,
+    mean_soft_targets,
     plot_class_similarity,
+    plot_heatmap,
     plot_learning_curves,
     plot_soft_targets,
     show_digits,
@@ -106,6 +110,98 @@ def test_similarity_heatmap_shows_the_matrix_and_its_values():
     assert ax.get_xlabel() == "wrong class" and ax.get_ylabel() == "true class"
     with pytest.raises(ValueError, match=r"\(10, 10\)"):
         plot_class_similarity(torch.rand(3, 3), CLASSES)
+
+
+def test_mean_soft_targets_average_each_class_and_leave_an_absent_class_nan():
+    logits = torch.tensor([[0.0, 0.0, np.log(2.0)], [np.log(3.0), 0.0, 0.0], [2.0, 0.0, 2.0]])
+    labels = torch.tensor([0, 0, 2])  # no example of class 1
+    means = mean_soft_targets(logits, labels, T=1.0)
+    # class 0: mean of (1, 1, 2)/4 and (3, 1, 1)/5; class 2: (e^2, 1, e^2) / (2 e^2 + 1)
+    np.testing.assert_allclose(means[0], [(1 / 4 + 3 / 5) / 2, (1 / 4 + 1 / 5) / 2, (2 / 4 + 1 / 5) / 2], rtol=1e-6)
+    e2 = np.exp(2.0)
+    np.testing.assert_allclose(means[2], [e2 / (2 * e2 + 1), 1 / (2 * e2 + 1), e2 / (2 * e2 + 1)], rtol=1e-6)
+    assert torch.isnan(means[1]).all()
+    np.testing.assert_allclose(means[[0, 2]].sum(dim=1), [1.0, 1.0], rtol=1e-6)
+    hot = mean_soft_targets(logits, labels, T=4.0)
+    np.testing.assert_allclose(hot[2], soft_targets(logits[2], 4.0), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"\(n, C\)"):
+        mean_soft_targets(logits, labels[:2])
+
+
+def _hatched(ax):
+    """(row, column) of each hatched cell."""
+    return [(patch.get_y() + 0.5, patch.get_x() + 0.5) for patch in ax.patches if patch.get_hatch()]
+
+
+def _outlined_in_red(ax):
+    """(row, column) of each cell outlined in red."""
+    return [(patch.get_y() + 0.5, patch.get_x() + 0.5) for patch in ax.patches
+            if patch.get_edgecolor()[:3] == (1.0, 0.0, 0.0) and patch.get_linewidth() == 3]
+
+
+def test_heatmap_writes_values_hatches_the_mask_and_outlines_the_highlight():
+    values = np.array([[0.1, np.nan, 0.9], [0.5, 0.2, 2.0]])
+    hatched = np.array([[True, False, False], [False, True, True]])
+    labels = [["a", "b", "c"], ["d", "e*", "f"]]
+    with plt.rc_context({"axes.grid": True}):  # as use_projector_style sets it: a heatmap still has no grid lines
+        ax = plot_heatmap(values, ["r0", "r1"], ["c0", "c1", "c2"], labels=labels, hatched=hatched, highlight=(1, 2),
+                          vmax=1.0, title="grid", xlabel="columns", ylabel="rows", colorbar_label="accuracy")
+    texts = {(text.get_position()[1], text.get_position()[0]): text for text in ax.texts}
+    assert {cell: text.get_text() for cell, text in texts.items()} == {
+        (0, 0): "a", (0, 2): "c", (1, 0): "d", (1, 1): "e*", (1, 2): "f"}  # the NaN cell stays blank
+    # text colour from the cell's luminance: dark low end in white, bright top (and beyond vmax) in black
+    assert texts[0, 0].get_color() == "white" and texts[0, 2].get_color() == "black"
+    assert texts[1, 2].get_color() == "black"
+    assert ax.images[0].cmap(ax.images[0].norm(2.0)) == ax.images[0].cmap(1.0)  # above vmax: the top colour
+    assert sorted(_hatched(ax)) == [(0, 0), (1, 1), (1, 2)]
+    assert _outlined_in_red(ax) == [(1, 2)]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["c0", "c1", "c2"]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["r0", "r1"]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("grid", "columns", "rows")
+    assert ax.figure.axes[1].get_ylabel() == "accuracy"  # the colorbar
+    assert ax.get_aspect() == "auto"
+    assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())
+
+
+def test_heatmap_formats_values_and_draws_nothing_it_was_not_asked_for():
+    ax = plot_heatmap(torch.tensor([[0.25, 0.5]]), ["r"], ["a", "b"], fmt="{:.1%}", colorbar=False)
+    assert [text.get_text() for text in ax.texts] == ["25.0%", "50.0%"]
+    assert not ax.patches and len(ax.figure.axes) == 1
+    assert not plot_heatmap(np.ones((1, 2)), ["r"], ["a", "b"], fmt=None).texts
+
+
+def test_heatmap_refuses_a_wrong_shape():
+    with pytest.raises(ValueError, match=r"values must be \(2, 3\)"):
+        plot_heatmap(np.zeros((3, 2)), ["a", "b"], ["x", "y", "z"])
+    with pytest.raises(ValueError, match=r"hatched must be \(2, 3\)"):
+        plot_heatmap(np.zeros((2, 3)), ["a", "b"], ["x", "y", "z"], hatched=np.zeros((3, 2), bool))
+    with pytest.raises(ValueError, match=r"labels must be \(2, 3\)"):
+        plot_heatmap(np.zeros((2, 3)), ["a", "b"], ["x", "y", "z"], labels=[["1", "2", "3"]])
+
+
+def test_the_static_grid_panel_draws_the_browsers_heatmap_through_plot_heatmap():
+    temperatures, alphas = (1.0, 4.0), (0.0, 0.5, 1.0)
+    runs = np.array([[[0.80, 0.81, 0.90], [0.70, 0.71, 0.72]],
+                     [[0.81, 0.80, 0.91], [0.71, 0.70, 0.73]],
+                     [[0.82, 0.82, 0.92], [0.72, 0.72, 0.71]]])
+    panel = GridPanel(Grid(temperatures, alphas, runs.mean(axis=0), "digits", {}, runs=runs))
+    spec = panel.spec()
+    np.testing.assert_allclose(spec["values"], runs.mean(axis=0), atol=1e-4)
+    data = {"highlight": [1, 2], "title": "(d) grid"}
+    (ax, *_) = static_figure([(spec, data)], columns=1).axes
+    image = ax.images[0]
+    drawn = image.cmap(image.norm(np.asarray(spec["values"])))  # the browser's min-max viridis colours
+    np.testing.assert_allclose(drawn, [[matplotlib.colors.to_rgba(cell) for cell in row] for row in spec["colours"]],
+                               atol=2 / 255)
+    assert sorted(text.get_text() for text in ax.texts) == sorted(sum(spec["text"], []))
+    assert [text.get_color() for text in ax.texts] == sum(spec["text_colours"], [])
+    marks = np.array(spec["marks"])
+    assert marks.any() and not marks.all()
+    assert sorted(_hatched(ax)) == sorted(zip(*np.nonzero(marks)))
+    assert _outlined_in_red(ax) == [(1, 2)]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["0", "0.5", "1"]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["1", "4"]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == (spec["xlabel"], spec["ylabel"], "(d) grid")
 
 
 def test_learning_curves_one_line_per_name_from_history_or_dict():
