@@ -13,10 +13,9 @@ import argparse
 import time
 
 from kdlab.data import load_dataset
+from kdlab.experiment import VALIDATION_SEED  # the same held-out split as `python -m kdlab distill --validation`
 from kdlab.models import build_model, convnet_spec, mlp_spec
 from kdlab.train import fit
-
-VALIDATION_SEED = 12345  # the same held-out split as `python -m kdlab distill --validation`
 
 
 def main() -> None:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -17,14 +18,14 @@ from pathlib import Path
 from kdlab import distributed, experiment, language
 from kdlab.checkpoints import is_checkpoint, write_text_atomically
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
+from kdlab.device import pick_device
 from kdlab.experiment import compare_students, load_or_train_teacher
 from kdlab.interrupt import TrainingInterrupted
-from kdlab.losses import check_hyperparameters, check_temperature
-
-__all__ = ["main"]
-from kdlab.device import pick_device
+from kdlab.losses import check_alpha, check_temperature
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.text import DEFAULT_CORPUS, load_corpus
+
+__all__ = ["main"]
 
 
 def main(argv=None) -> int:
@@ -99,12 +100,11 @@ def run_teacher(arguments, device) -> int:
 
 
 # Options that belong to one of distill's two experiments: flag -> attribute. They default to None so
-# that one given to the other experiment is an error rather than silently ignored, and so that an
-# image dataset's own defaults (experiment.SETTINGS) fill whatever was not given.
+# that one given to the other experiment is an error rather than silently ignored, and so that the
+# experiment's own defaults (experiment.SETTINGS, experiment.LANGUAGE_SETTING) fill what was not given.
 IMAGE_OPTIONS = {"--epochs": "epochs", "--teacher-epochs": "teacher_epochs", "--student": "student",
                  "--transfer-size": "transfer_size", "--validation": "validation"}
 TEXT_OPTIONS = {"--steps": "steps", "--teacher-steps": "teacher_steps"}
-VALIDATION_SEED = 12345  # the held-out split never moves with the students' seeds
 
 
 def run_distill(arguments, device) -> int:
@@ -119,47 +119,43 @@ def run_distill(arguments, device) -> int:
         kind = "image datasets" if text_run else f"--dataset {DEFAULT_CORPUS} or --text"
         print(f"error: {', '.join(misplaced)} only apply to {kind}", file=sys.stderr)
         return 2
+    given = {name: getattr(arguments, name) for name in (*own.values(), "T", "alpha") if name != "validation"}
     if text_run:
-        return run_language_distill(arguments, device)
-    return run_image_distill(arguments, device)
+        return run_language_distill(arguments, device, **given)
+    return run_image_distill(arguments, device, **given)
 
 
-def run_image_distill(arguments, device) -> int:
+def run_image_distill(arguments, device, **given) -> int:
     train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
-    setting = experiment.setting_for(train.name)
-    options = {name: getattr(setting, name) if getattr(arguments, name) is None else getattr(arguments, name)
-               for name in ("epochs", "teacher_epochs", "student", "transfer_size", "T", "alpha")}
-    pool, scored_on = train, test
-    if arguments.validation:
-        if arguments.validation >= len(train):
-            print(f"error: --validation {arguments.validation} leaves no training examples of {train.name}'s "
-                  f"{len(train)}; hold out fewer", file=sys.stderr)
-            return 2
-        pool, scored_on = train.split(arguments.validation, seed=VALIDATION_SEED)
-    if options["transfer_size"] > len(pool):
-        print(f"error: --transfer-size {options['transfer_size']} is more than the {len(pool)} training examples "
-              f"available; use at most {len(pool)}, or 0 for all of them", file=sys.stderr)
+    setting = experiment.setting_for(train.name, **given)
+    try:
+        pool, scored_on = experiment.pool_and_scoring(train, test, validation=arguments.validation or 0,
+                                                      transfer_size=setting.transfer_size)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         teacher, teacher_metadata = load_or_train_teacher(train, test, root=arguments.data_root,
-                                                          epochs=options["teacher_epochs"], device=device,
+                                                          epochs=setting.teacher_epochs, device=device,
                                                           progress=arguments.progress)
     except TrainingInterrupted as stop:
         write_json(arguments.json, {"dataset": train.name, "interrupted": stop.message, "runs": []})
         raise
-    spec = student_spec(train.input_shape, options["student"], train.num_classes)
+    spec = student_spec(train.input_shape, setting.student, train.num_classes)
     split = f"validation ({len(scored_on)} training examples held out)" if arguments.validation else "test"
-    labelled = f"{options['transfer_size']} labelled examples drawn per seed" if options["transfer_size"] else \
-        f"all {len(pool)} training examples"
-    print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; {options['student']} students "
-          f"on {labelled}, T={options['T']}, alpha={options['alpha']}, {options['epochs']} epochs, "
+    labelled = (f"{setting.transfer_size} labelled examples drawn per seed" if setting.transfer_size
+                else f"all {len(pool)} training examples")
+    print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; {setting.student} students "
+          f"on {labelled}, T={setting.T}, alpha={setting.alpha}, {setting.epochs} epochs, "
           f"{arguments.seeds} seeds; scored on {split}")
-    settings = {**options, "seeds": arguments.seeds, "scored_on": "validation" if arguments.validation else "test"}
+    settings = {name: getattr(setting, name) for name in ("epochs", "teacher_epochs", "student", "transfer_size",
+                                                          "T", "alpha")}
+    settings |= {"seeds": arguments.seeds, "scored_on": "validation" if arguments.validation else "test"}
     header = {"dataset": train.name, "device": str(device), "settings": settings, "teacher": teacher_metadata}
     try:
-        results = compare_students(teacher, pool, scored_on, spec, transfer_size=options["transfer_size"] or None,
-                                   seeds=range(arguments.seeds), T=options["T"], alpha=options["alpha"],
-                                   epochs=options["epochs"], device=device, progress=arguments.progress)
+        results = compare_students(teacher, pool, scored_on, spec, transfer_size=setting.transfer_size or None,
+                                   seeds=range(arguments.seeds), T=setting.T, alpha=setting.alpha,
+                                   epochs=setting.epochs, device=device, progress=arguments.progress)
     except TrainingInterrupted as stop:
         if stop.partial:
             print(results_table(stop.partial))
@@ -174,7 +170,7 @@ def run_image_distill(arguments, device) -> int:
 def image_results_json(results: dict) -> dict:
     gain = results["gain"]
     return {"baseline": results["baseline"], "distilled": results["distilled"],
-            "gain": {key: gain[key] for key in ("mean", "ci_low", "ci_high", "sd", "n")} if gain else None,
+            "gain": _gain_json(gain),
             "verdict": results["verdict"],
             "baseline_loss": results["baseline_loss"], "distilled_loss": results["distilled_loss"],
             "runs": [{key: run[key] for key in ("seed", "transfer_size", "baseline", "distilled", "baseline_loss",
@@ -184,27 +180,27 @@ def image_results_json(results: dict) -> dict:
             "student_parameters": results["student_parameters"]}
 
 
-def run_language_distill(arguments, device) -> int:
-    for name, default in (("steps", language.STUDENT_STEPS), ("teacher_steps", language.TEACHER_STEPS),
-                          ("T", language.TEMPERATURE), ("alpha", language.ALPHA)):
-        if getattr(arguments, name) is None:
-            setattr(arguments, name, default)
+def _gain_json(gain) -> dict | None:
+    return {key: gain[key] for key in ("mean", "ci_low", "ci_high", "sd", "n")} if gain else None
+
+
+def run_language_distill(arguments, device, **given) -> int:
+    setting = experiment.language_setting(**given)
     corpus = load_corpus(arguments.text)
     teacher_spec, student_spec = language.language_specs(corpus)
-    teacher, metadata = language.load_or_train_language_teacher(
-        corpus, root=arguments.data_root, spec=teacher_spec, steps=arguments.teacher_steps, device=device,
+    teacher, metadata = experiment.load_or_train_language_teacher(
+        corpus, root=arguments.data_root, spec=teacher_spec, steps=setting.teacher_steps, device=device,
         progress=arguments.progress)
     print(f"{corpus.name}: {len(corpus.train):,} training and {len(corpus.validation):,} validation characters, "
-          f"{corpus.vocab_size} symbols; students trained {arguments.steps} steps, T={arguments.T}, "
-          f"alpha={arguments.alpha}, {arguments.seeds} seeds")
+          f"{corpus.vocab_size} symbols; students trained {setting.steps} steps, T={setting.T}, "
+          f"alpha={setting.alpha}, {arguments.seeds} seeds")
     header = {"dataset": corpus.name, "device": str(device),
-              "settings": {"T": arguments.T, "alpha": arguments.alpha, "steps": arguments.steps,
-                           "teacher_steps": arguments.teacher_steps, "seeds": arguments.seeds,
-                           "teacher_spec": teacher_spec, "student_spec": student_spec}}
+              "settings": {**dataclasses.asdict(setting), "seeds": arguments.seeds, "teacher_spec": teacher_spec,
+                           "student_spec": student_spec}}
     try:
-        results = language.compare_language_students(
-            teacher, corpus, student_spec, seeds=range(arguments.seeds), steps=arguments.steps,
-            T=arguments.T, alpha=arguments.alpha, device=device, progress=arguments.progress)
+        results = experiment.compare_language_students(
+            teacher, corpus, student_spec, seeds=range(arguments.seeds), steps=setting.steps,
+            T=setting.T, alpha=setting.alpha, device=device, progress=arguments.progress)
     except TrainingInterrupted as stop:
         write_json(arguments.json, {**header, "interrupted": stop.message,
                                     **(language_results_json(stop.partial) if stop.partial else {"runs": []})})
@@ -223,9 +219,13 @@ def language_results_json(results: dict, *, echo: bool = False) -> dict:
         if echo:
             print(f"{name:>9}: {score['validation_loss']:.4f} ± {score['sd']:.4f} nats/char "
                   f"({score['bits_per_character']:.3f} bits/char)")
+    gain = results["gain"]
     if echo:
+        print("baseline - distilled, paired: " + (gain.describe(unit_scale=1, unit="nats/char", decimals=3) if gain
+                                                  else "one seed: no interval, so no verdict; run --seeds 3 or more"))
         print(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
-    return {**scores, "runs": [{key: run[key] for key in ("seed", "baseline", "distilled")} for run in results["runs"]],
+    return {**scores, "gain": _gain_json(gain), "verdict": results["verdict"],
+            "runs": [{key: run[key] for key in ("seed", "baseline", "distilled")} for run in results["runs"]],
             "teacher_parameters": results["teacher_parameters"], "student_parameters": results["student_parameters"]}
 
 
@@ -258,45 +258,43 @@ def write_json(path, payload) -> None:
         print(f"wrote {path}")
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}")
-    return value
-
-
 MAX_SEED = 2**31 - 1  # students of seed s use s + k; torch takes seeds below 2**64
 
 
-def seed_number(text: str) -> int:
-    value = _number(text, int)
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"the seed must be a whole number from 0 to {MAX_SEED}, got {text!r}")
-    return value
+def _option(kind, check):
+    """An argparse type: the text as a `kind` number, then `check(value)`, the library's own check where
+    there is one; its ValueError, in its own words, becomes the usage error (exit 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a{'' if kind is int else ' real'} number, "
+                                             f"got {text!r}") from None
+        try:
+            check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+    return parse
 
 
-def temperature(text: str) -> float:
-    return _checked(_number(text, float), check_temperature)
+def _at_least(minimum: int):
+    def check(value: int) -> None:
+        if value < minimum:
+            raise ValueError(f"must be a whole number of at least {minimum}, got {value}")
+    return check
 
 
-def unit_interval(text: str) -> float:
-    return _checked(_number(text, float), lambda alpha: check_hyperparameters(experiment.TEMPERATURE, alpha))
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"the seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
 
 
-def _checked(value, check):
-    """The library's own check, in its own words, as an argparse error (a usage message, exit 2)."""
-    try:
-        check(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
+positive_int = _option(int, _at_least(1))
+non_negative_int = _option(int, _at_least(0))
+seed_number = _option(int, _check_seed)
+temperature = _option(float, check_temperature)
+unit_interval = _option(float, check_alpha)
 
 
 def dataset_name(text: str) -> str:
@@ -307,13 +305,6 @@ def dataset_name(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose one of "
                                          f"{', '.join((*DATASETS, DEFAULT_CORPUS))}") from None
-
-
-def _number(text: str, kind):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a{'' if kind is int else ' real'} number, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

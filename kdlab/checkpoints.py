@@ -29,7 +29,7 @@ import kdlab
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model
 
-__all__ = ["CheckpointError", "is_checkpoint", "load_checkpoint", "load_or_train", "reuse_checkpoint",
+__all__ = ["CheckpointError", "cache_path", "is_checkpoint", "load_checkpoint", "load_or_compute", "load_or_train",
            "save_checkpoint", "tensors_sha256", "write_text_atomically"]
 
 try:
@@ -212,24 +212,36 @@ def load_checkpoint(path, *, expect_spec: dict | None = None, expect: dict | Non
     return model.eval(), metadata
 
 
-def reuse_checkpoint(path, *, expect_spec: dict, expect: dict) -> tuple[nn.Module, dict] | None:
-    """(model, metadata) from `path` if it was made with exactly this spec and metadata, else None.
+def cache_path(root, kind: str, name: str, *, seed: int, suffix: str = ".pt") -> Path:
+    """The one naming rule for every file kdlab caches: `<root>/<kind>-<name>-seed<seed><suffix>`.
 
-    For caches that train on a miss: a missing file is a silent miss; a corrupt, malformed,
-    outdated or mismatched one is reported in one line, because it is about to be replaced.
+    `kind` says what the file holds ("teacher", "lm-teacher", "explorer-baseline", "grid"), `name`
+    what it was made from (a dataset, or a text and its hash), so no two caches can share a file.
     """
-    if not Path(path).exists():
-        return None
-    try:
-        return load_checkpoint(path, expect_spec=expect_spec, expect=expect)
-    except CheckpointError as error:
-        print(f"Not reusing the saved model: {error}. Training a new one.")
-        return None
+    return Path(root) / f"{kind}-{name}-seed{seed}{suffix}"
+
+
+def load_or_compute(path, read, compute, write, *, what: str = "model", retrain: bool = False):
+    """`read(path)` if it can be used, else `compute()`, stored with `write(path, result)`: every cache's recipe.
+
+    A missing file is a silent miss. `read` raises ValueError (CheckpointError is one) or OSError
+    saying why a file cannot be used (damaged, malformed, made with other settings); that reason is
+    printed in one line, because the file is about to be replaced. `retrain` skips the file.
+    """
+    path = Path(path)
+    if not retrain and path.exists():
+        try:
+            return read(path)
+        except (OSError, ValueError) as error:
+            print(f"Not reusing the saved {what}: {_one_line(error)}. Making a new one.")
+    result = compute()
+    write(path, result)
+    return result
 
 
 def load_or_train(path, spec: dict, expect: dict, train, *, seed: int, what: str = "the model",
                   retrain: bool = False, write: bool = True, keep_interrupted: bool = True) -> tuple[nn.Module, dict]:
-    """(model, metadata): every cached model's one recipe.
+    """(model, metadata): every cached model, through load_or_compute.
 
     The checkpoint at `path` if it was made with exactly `spec` and the `expect` metadata; else a model
     built from `spec` with `seed`, trained in place by `train(model)` (which returns more metadata to
@@ -237,22 +249,24 @@ def load_or_train(path, spec: dict, expect: dict, train, *, seed: int, what: str
     half-trained weights go to `<name>.interrupted-<epoch|step><N>.pt`, whose metadata records the N it
     had, so it never passes for the full model, and TrainingInterrupted says where they are.
     """
-    saved = None if retrain else reuse_checkpoint(path, expect_spec=spec, expect=expect)
-    if saved:
-        return saved
-    model = build_model(spec, seed=seed)
-    try:
-        extra = train(model)
-    except TrainingInterrupted as stop:
-        path, kept = Path(path), None
-        if write and keep_interrupted and stop.done:
-            kept = path.with_name(f"{path.stem}.interrupted-{stop.unit.rstrip('s')}{stop.done}.pt")
-            save_checkpoint(kept, model, spec, **{**expect, stop.unit: stop.done},
-                            **{f"{stop.unit}_requested": expect.get(stop.unit)}, interrupted=True)
-        where = f"; its weights are in {kept}, which is never loaded automatically" if kept else ""
-        raise TrainingInterrupted(f"{what}'s {stop.message}{where}; {path} was left as it was",
-                                  history=stop.history, partial=stop.partial) from None
-    metadata = {**expect, **extra}
-    if write:
-        save_checkpoint(path, model, spec, **metadata)
-    return model, metadata
+    def train_new():
+        model = build_model(spec, seed=seed)
+        try:
+            extra = train(model)
+        except TrainingInterrupted as stop:
+            kept = None
+            if write and keep_interrupted and stop.done:
+                kept = Path(path).with_name(f"{Path(path).stem}.interrupted-{stop.unit.rstrip('s')}{stop.done}.pt")
+                save_checkpoint(kept, model, spec, **{**expect, stop.unit: stop.done},
+                                **{f"{stop.unit}_requested": expect.get(stop.unit)}, interrupted=True)
+            where = f"; its weights are in {kept}, which is never loaded automatically" if kept else ""
+            raise TrainingInterrupted(f"{what}'s {stop.message}{where}; {path} was left as it was",
+                                      history=stop.history, partial=stop.partial) from None
+        return model, {**expect, **extra}
+
+    def save(path, trained):
+        if write:
+            save_checkpoint(path, trained[0], spec, **trained[1])
+
+    return load_or_compute(path, lambda path: load_checkpoint(path, expect_spec=spec, expect=expect), train_new,
+                           save, retrain=retrain)

@@ -1,32 +1,41 @@
-"""The experiment kdlab runs everywhere: one teacher, then baseline vs distilled students over seeds.
+"""The experiments kdlab runs everywhere: one teacher, then baseline vs distilled students over seeds.
 
 Shared by the CLI and the notebooks so that a number in a notebook and a number printed by
-`python -m kdlab distill` come from the same code. The comparison is paired: for each seed the
-two students share their initial weights, their batches and their transfer set, which each seed
-draws afresh, so the interval on the gain includes the luck of the draw.
+`python -m kdlab distill` come from the same code. Two experiments, built the same way: images
+(a teacher trained on a dataset; students on a small transfer set) and text (a character language
+model; students distilled token by token). Each comparison is paired: for each seed the two students
+share their initial weights and their batches (and, for images, a transfer set each seed draws
+afresh), so the interval on the gain includes the luck of the draw. Every cached file is named by
+checkpoints.cache_path.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from kdlab import distributed
-from kdlab.checkpoints import load_or_train
+from torch import nn
+
+from kdlab import distributed, language
+from kdlab.checkpoints import cache_path, load_or_train
 from kdlab.comparison import mean_interval, mean_sd, paired_difference
 from kdlab.data import TensorData, load_dataset
 from kdlab.device import pick_device
 from kdlab.interrupt import TrainingInterrupted
+from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, count_parameters, teacher_spec
-from kdlab.train import distill, evaluate, fit
+from kdlab.text import CharCorpus
+from kdlab.train import evaluate, fit, train_student
 
-__all__ = ["SETTINGS", "Setting", "compare_students", "load_data_and_teacher", "load_or_train_teacher",
-           "setting_for", "teacher_path"]
+__all__ = ["LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting", "compare_language_students",
+           "compare_students", "language_setting", "load_data_and_teacher", "load_or_train_language_teacher",
+           "load_or_train_teacher", "pool_and_scoring", "setting_for"]
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One dataset's default experiment: how its teacher is trained and what its students learn from.
+    """One image dataset's default experiment: how its teacher is trained and what its students learn from.
 
     Chosen on a validation split carved from the training data (`python -m kdlab distill
     --validation N`); the test set only reports. See README, "How the defaults were chosen".
@@ -39,6 +48,16 @@ class Setting:
     epochs: int  # the students' budget
     T: float
     alpha: float
+
+
+@dataclass(frozen=True)
+class LanguageSetting:
+    """The language experiment's default: notebook 08's T and alpha, chosen on held-out training text."""
+
+    teacher_steps: int = language.TEACHER_STEPS
+    steps: int = language.STUDENT_STEPS  # each student's budget, in batches
+    T: float = language.TEMPERATURE
+    alpha: float = language.ALPHA
 
 
 SETTINGS = {
@@ -54,13 +73,27 @@ SETTINGS = {
     "cifar10": Setting(teacher_epochs=30, teacher_jitter=0, transfer_size=0, student="medium", epochs=30,
                        T=4.0, alpha=0.9),
 }
+LANGUAGE_SETTING = LanguageSetting()
+VALIDATION_SEED = 12345  # the held-out split never moves with the students' seeds
 
 
-def setting_for(dataset: str) -> Setting:
-    """The default experiment for a dataset name (as TensorData.name spells it)."""
+def setting_for(dataset: str, **overrides) -> Setting:
+    """The default experiment for a dataset name (as TensorData.name spells it), with the `overrides`
+    that are not None in place of its defaults; T and alpha are checked as kd_loss checks them."""
     if dataset not in SETTINGS:
         raise ValueError(f"no default experiment for {dataset!r}; known: {', '.join(SETTINGS)}")
-    return SETTINGS[dataset]
+    return _with_overrides(SETTINGS[dataset], overrides)
+
+
+def language_setting(**overrides) -> LanguageSetting:
+    """LANGUAGE_SETTING with the `overrides` that are not None in place of its defaults, checked."""
+    return _with_overrides(LANGUAGE_SETTING, overrides)
+
+
+def _with_overrides(setting, overrides: dict):
+    setting = dataclasses.replace(setting, **{name: value for name, value in overrides.items() if value is not None})
+    check_hyperparameters(setting.T, setting.alpha)
+    return setting
 
 
 # The notebooks run on the embedded digits: their defaults, by name.
@@ -72,43 +105,61 @@ TEMPERATURE = SETTINGS["digits"].T
 ALPHA = SETTINGS["digits"].alpha
 
 
+# ----------------------------------------------------------------------------------------- images
+
 def load_data_and_teacher(dataset: str = "digits", root="data", *, offline: bool = False,
                           teacher_epochs: int | None = None, device=None, progress: bool = True):
-    """(train, test, teacher, teacher_metadata): what every experiment starts from."""
+    """(train, test, teacher, teacher_metadata): what every image experiment starts from."""
     train, test = load_dataset(dataset, root, offline=offline)
     teacher, metadata = load_or_train_teacher(train, test, root=root, epochs=teacher_epochs,
                                               device=device, progress=progress)
     return train, test, teacher, metadata
 
 
-def teacher_path(root, dataset: str, seed: int) -> Path:
-    return Path(root) / f"teacher-{dataset}-seed{seed}.pt"
-
-
 def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", epochs: int | None = None,
                           jitter: int | None = None, seed: int = 0, device=None, progress: bool = True,
                           retrain: bool = False):
-    """The dataset's teacher from its checkpoint under `root`, trained and saved first if need be.
+    """The dataset's teacher from `<root>/teacher-<dataset>-seed<seed>.pt`, trained and saved first if need be.
 
     Returns (teacher, metadata). `epochs` and `jitter` default to the dataset's Setting. A
     checkpoint made for another dataset, model, seed, epoch count or jitter is not reused: it is
     retrained and replaced, with a message saying why. Ctrl-C keeps the half-trained teacher in a
     file of its own (never loaded automatically) and raises TrainingInterrupted.
     """
-    setting = setting_for(train.name)
-    epochs = setting.teacher_epochs if epochs is None else epochs
-    jitter = setting.teacher_jitter if jitter is None else jitter
+    setting = setting_for(train.name, teacher_epochs=epochs, teacher_jitter=jitter)
     spec = teacher_spec(train.input_shape, train.num_classes)
-    path = teacher_path(root, train.name, seed)
-    expected = {"dataset": train.name, "seed": seed, "epochs": epochs, "jitter": jitter}
+    expected = {"dataset": train.name, "seed": seed, "epochs": setting.teacher_epochs,
+                "jitter": setting.teacher_jitter}
 
     def train_teacher(teacher):
-        fit(teacher, train, test, epochs=epochs, seed=seed, device=device, progress=progress, jitter_pixels=jitter)
+        fit(teacher, train, test, epochs=setting.teacher_epochs, seed=seed, device=device, progress=progress,
+            jitter_pixels=setting.teacher_jitter)
         return {"accuracy": evaluate(teacher, test, device=device)["accuracy"]}
 
-    teacher, metadata = load_or_train(path, spec, expected, train_teacher, seed=seed, what="the teacher",
-                                      retrain=retrain, write=distributed.is_main_process())
+    teacher, metadata = load_or_train(cache_path(root, "teacher", train.name, seed=seed), spec, expected,
+                                      train_teacher, seed=seed, what="the teacher", retrain=retrain,
+                                      write=distributed.is_main_process())
     return teacher.to(pick_device(device)), metadata
+
+
+def pool_and_scoring(train: TensorData, test: TensorData, *, validation: int = 0,
+                     transfer_size: int = 0) -> tuple[TensorData, TensorData]:
+    """(pool the transfer sets are drawn from, what the students are scored on).
+
+    With `validation` N, N training examples (always the same ones) are held out and scored on
+    instead of the test set: the way to choose settings without looking at it. Checked before any
+    training, so an impossible request fails at once.
+    """
+    pool, scored_on = train, test
+    if validation:
+        if validation >= len(train):
+            raise ValueError(f"--validation {validation} leaves no training examples of {train.name}'s "
+                             f"{len(train)}; hold out fewer")
+        pool, scored_on = train.split(validation, seed=VALIDATION_SEED)
+    if transfer_size > len(pool):
+        raise ValueError(f"--transfer-size {transfer_size} is more than the {len(pool)} training examples "
+                         f"available; use at most {len(pool)}, or 0 for all of them")
+    return pool, scored_on
 
 
 def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *, transfer_size: int | None = None,
@@ -123,48 +174,136 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
     its 95 % interval and verdict; None for a single seed), ...}. Ctrl-C raises TrainingInterrupted
     whose `partial` holds the same summary over the seeds whose two students both finished.
     """
-    runs = []
-    for seed in seeds:
+    def compare_once(seed):
         transfer = pool.subset(transfer_size, seed=seed) if transfer_size else pool
-        try:
-            runs.append(_compare_once(teacher, transfer, test, spec, seed=seed, T=T, alpha=alpha, epochs=epochs,
-                                      device=device, progress=progress, **options))
-        except TrainingInterrupted as stop:
-            raise TrainingInterrupted(f"seed {seed}: {stop.message}; the comparison covers the {len(runs)} "
-                                      "seed(s) whose students both finished", history=stop.history,
-                                      partial=_summary(runs, teacher, spec) if runs else None) from None
-    return _summary(runs, teacher, spec)
+        common = {"epochs": epochs, "seed": seed, "device": device, "progress": progress, **options}
+        students = _train_pair({"baseline": lambda: train_student(spec, transfer, test, **common),
+                                "distilled": lambda: train_student(spec, transfer, test, teacher=teacher, T=T,
+                                                                   alpha=alpha, **common)})
+        run = {"seed": seed, "transfer_size": len(transfer)}
+        for name, (model, history) in students.items():
+            scores = evaluate(model, test, teacher=teacher, device=device)
+            run |= {name: scores["accuracy"], f"{name}_loss": scores["loss"], f"{name}_agreement": scores["agreement"],
+                    f"{name}_history": history.as_dict()}
+        return run
+
+    def summary(runs):
+        baseline, distilled = [run["baseline"] for run in runs], [run["distilled"] for run in runs]
+        gain = paired_difference(baseline, distilled) if len(runs) > 1 else None
+        return {"runs": runs, "baseline": _spread(baseline), "distilled": _spread(distilled), "gain": gain,
+                "verdict": gain.verdict if gain else "inconclusive",
+                "baseline_loss": _spread(run["baseline_loss"] for run in runs),
+                "distilled_loss": _spread(run["distilled_loss"] for run in runs),
+                "student_parameters": count_parameters(build_model(spec)),
+                "teacher_parameters": count_parameters(teacher)}
+
+    return _paired_over_seeds(seeds, compare_once, summary)
 
 
-def _compare_once(teacher, transfer, test, spec, *, seed, T, alpha, epochs, device, progress, **options) -> dict:
-    baseline, student = build_model(spec, seed=seed), build_model(spec, seed=seed)
-    common = {"epochs": epochs, "seed": seed, "device": device, "progress": progress, **options}
-    histories = {}
-    trainers = {"baseline": lambda: fit(baseline, transfer, test, **common),
-                "distilled": lambda: distill(student, teacher, transfer, test, T=T, alpha=alpha, **common)}
+# ------------------------------------------------------------------------------------------- text
+
+def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dict | None = None,
+                                   steps: int = LANGUAGE_SETTING.teacher_steps, seed: int = 0, device=None,
+                                   progress: bool = True, retrain: bool = False):
+    """(teacher, metadata): from `<root>/lm-teacher-<text>-<hash>-seed<seed>.pt`, or trained on the corpus and saved.
+
+    `lm-` keeps text teachers apart from image teachers (digits.txt is not the digits dataset), and
+    the corpus hash keeps two texts with the same file name apart. A checkpoint made for another
+    text, model, seed or step count is retrained and replaced. Ctrl-C leaves that checkpoint as it
+    was, saves the half-trained teacher under a name of its own (never loaded automatically) and
+    raises TrainingInterrupted saying where.
+    """
+    spec = spec or language.language_specs(corpus)[0]
+    expected = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "seed": seed, "steps": steps}
+    validation = language.text_windows(corpus.validation, spec["context"])
+
+    def train_teacher(teacher):
+        history = language.train_language_model(teacher, language.text_windows(corpus.train, spec["context"]),
+                                                validation, steps=steps, seed=seed, device=device,
+                                                progress=progress)
+        return {"validation_loss": language.validation_loss(teacher, validation, device=device),
+                "seconds": history.seconds, "history": history.as_dict()}
+
+    path = cache_path(root, "lm-teacher", f"{corpus.name}-{corpus.fingerprint[:12]}", seed=seed)
+    teacher, metadata = load_or_train(path, spec, expected, train_teacher, seed=seed, what="the teacher",
+                                      retrain=retrain)
+    return teacher.to(pick_device(device)), metadata
+
+
+def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict, *, seeds=(0, 1, 2),
+                              steps: int = LANGUAGE_SETTING.steps, T: float = LANGUAGE_SETTING.T,
+                              alpha: float = LANGUAGE_SETTING.alpha, device=None, progress: bool = True,
+                              **options) -> dict:
+    """For each seed, a baseline student (next-character labels) and a distilled student (kd_loss
+    over every position) from the same initial weights and batches; validation loss in nats/char.
+
+    Returns {"runs", "baseline" and "distilled": mean_sd of the losses, "gain": paired_difference of
+    baseline - distilled (a lower loss is better, so "helps" means the distilled student's is lower;
+    None for a single seed), "teacher": its loss, ...}. Ctrl-C raises TrainingInterrupted whose
+    `partial` is this same summary over the seeds whose two students both finished.
+    """
+    check_hyperparameters(T, alpha)
+    train = language.text_windows(corpus.train, spec["context"])
+    validation = language.text_windows(corpus.validation, spec["context"])
+    start = time.perf_counter()
+    cache = language.cache_teacher_logits(teacher, train, device=device)
+    about = {"teacher": language.validation_loss(teacher, validation, device=device),
+             "teacher_cache_seconds": time.perf_counter() - start, "teacher_windows": len(train),
+             "teacher_parameters": count_parameters(teacher), "student_parameters": count_parameters(build_model(spec))}
+
+    def train_one(seed, **teaching):
+        model = build_model(spec, seed=seed)  # both students start from the same weights
+        history = language.train_language_model(model, train, validation, steps=steps, seed=seed, device=device,
+                                                progress=progress, **teaching, **options)
+        return model, history
+
+    def compare_once(seed):
+        students = _train_pair({"baseline": lambda: train_one(seed),
+                                "distilled": lambda: train_one(seed, cached_teacher_logits=cache, T=T, alpha=alpha)})
+        run = {"seed": seed}
+        for name, (model, history) in students.items():
+            run |= {name: language.validation_loss(model, validation, device=device),
+                    f"{name}_history": history.as_dict(), f"{name}_model": model}
+        return run
+
+    def summary(runs):
+        baseline, distilled = [run["baseline"] for run in runs], [run["distilled"] for run in runs]
+        gain = paired_difference(control=distilled, treated=baseline) if len(runs) > 1 else None
+        return {"runs": runs, "baseline": mean_sd(baseline), "distilled": mean_sd(distilled), "gain": gain,
+                "verdict": gain.verdict if gain else "inconclusive", **about}
+
+    return _paired_over_seeds(seeds, compare_once, summary)
+
+
+# ------------------------------------------------------------------------------- shared by both
+
+def _train_pair(trainers: dict) -> dict:
+    """{name: what trainers[name]() returns}, in order; an interruption says which student it stopped."""
+    trained = {}
     for name, train_one in trainers.items():
         try:
-            histories[name] = train_one()
+            trained[name] = train_one()
         except TrainingInterrupted as stop:
             raise TrainingInterrupted(f"the {name} student's {stop.message}", history=stop.history) from None
-    run = {"seed": seed, "transfer_size": len(transfer)}
-    for name, model in (("baseline", baseline), ("distilled", student)):
-        scores = evaluate(model, test, teacher=teacher, device=device)
-        run |= {name: scores["accuracy"], f"{name}_loss": scores["loss"], f"{name}_agreement": scores["agreement"],
-                f"{name}_history": histories[name].as_dict()}
-    return run
+    return trained
 
 
-def _summary(runs: list[dict], teacher, spec: dict) -> dict:
-    def spread(values):
-        values = list(values)
-        return mean_interval(values) if len(values) > 1 else {**mean_sd(values), "n": len(values)}
+def _paired_over_seeds(seeds, compare_once, summary) -> dict:
+    """summary([compare_once(seed) for seed in seeds]); on Ctrl-C, TrainingInterrupted whose `partial`
+    is the summary of the seeds whose two students both finished, with an "interrupted" note (None if
+    no seed finished)."""
+    runs = []
+    for seed in seeds:
+        try:
+            runs.append(compare_once(seed))
+        except TrainingInterrupted as stop:
+            message = (f"seed {seed}: {stop.message}; the comparison covers the {len(runs)} seed(s) whose "
+                       "students both finished")
+            partial = {**summary(runs), "interrupted": message} if runs else None
+            raise TrainingInterrupted(message, history=stop.history, partial=partial) from None
+    return summary(runs)
 
-    baseline, distilled = [run["baseline"] for run in runs], [run["distilled"] for run in runs]
-    gain = paired_difference(baseline, distilled) if len(runs) > 1 else None
-    return {"runs": runs, "baseline": spread(baseline), "distilled": spread(distilled), "gain": gain,
-            "verdict": gain.verdict if gain else "inconclusive",
-            "baseline_loss": spread(run["baseline_loss"] for run in runs),
-            "distilled_loss": spread(run["distilled_loss"] for run in runs),
-            "student_parameters": count_parameters(build_model(spec)),
-            "teacher_parameters": count_parameters(teacher)}
+
+def _spread(values) -> dict:
+    values = list(values)
+    return mean_interval(values) if len(values) > 1 else {**mean_sd(values), "n": len(values)}

@@ -7,13 +7,12 @@ and so that a test or a benchmark can build the data once and drive many explore
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from kdlab import experiment
-from kdlab.checkpoints import load_or_train
+from kdlab.checkpoints import cache_path, load_or_train
 from kdlab.data import TensorData
 from kdlab.device import pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
@@ -86,13 +85,13 @@ def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *
     or trained on hard labels and saved first, so the page starts without training.
 
     Ctrl-C raises TrainingInterrupted and saves nothing, so the next start trains it again."""
-    path = Path(root) / f"explorer-baseline-{transfer.name}-seed{seed}.pt"
     expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer)}
 
     def train_baseline(student):
         return {"curve": _train_with_curve(student, transfer, test, teacher=None, T=experiment.TEMPERATURE,
                                            alpha=experiment.ALPHA, epochs=epochs, seed=seed, device=device)}
 
+    path = cache_path(root, "explorer-baseline", transfer.name, seed=seed)
     student, metadata = load_or_train(path, spec, expected, train_baseline, seed=seed,
                                       what="the explorer's baseline", keep_interrupted=False)
     return student.to(pick_device(device)), metadata["curve"]

@@ -16,29 +16,23 @@ teacher pass over the text replaces one per step, for every student and every se
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.checkpoints import load_or_train
-from kdlab.comparison import mean_sd
 from kdlab.device import autocast, forward_seconds, one_cpu_thread, pick_device, predict_logits
-from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters, kd_loss
-from kdlab.models import build_model, count_parameters, gpt_spec
+from kdlab.models import gpt_spec
 from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
 from kdlab.train import restores_global_rng
 
-__all__ = ["LanguageHistory", "bits_per_character", "cache_teacher_logits", "characters_per_second",
-           "compare_language_students", "language_specs", "load_or_train_language_teacher", "next_character_logits",
-           "sample", "teacher_path", "text_windows", "train_language_model", "validation_loss"]
+__all__ = ["LanguageHistory", "bits_per_character", "cache_teacher_logits", "characters_per_second", "language_specs",
+           "next_character_logits", "sample", "text_windows", "train_language_model", "validation_loss"]
 
-# The default language experiment, sized for 2 CPU cores (see notebook 08 for a GPU setting).
+# The default language models and their training, sized for 2 CPU cores (see notebook 08 for a GPU setting).
 CONTEXT = 64
 TEACHER_SIZE = {"width": 96, "depth": 2, "heads": 4}
 STUDENT_SIZE = {"width": 48, "depth": 1, "heads": 4}
@@ -204,81 +198,3 @@ def characters_per_second(model: nn.Module, windows: torch.Tensor, *, batch_size
     """Characters scored per second (one forward pass over a batch of windows): the inference payoff."""
     batch = windows[:batch_size, :-1]
     return batch.numel() / forward_seconds(model, batch, repeats=repeats, device=device)
-
-
-# The experiment the CLI and notebook 08 share.
-
-def teacher_path(root, corpus: CharCorpus, seed: int) -> Path:
-    """`lm-` keeps text teachers apart from image teachers (digits.txt is not the digits dataset), and
-    the corpus hash keeps two texts with the same file name apart."""
-    return Path(root) / f"lm-teacher-{corpus.name}-{corpus.fingerprint[:12]}-seed{seed}.pt"
-
-
-def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dict | None = None,
-                                   steps: int = TEACHER_STEPS, seed: int = 0, device=None,
-                                   progress: bool = True, retrain: bool = False):
-    """(teacher, metadata): from its checkpoint under `root`, or trained on the corpus and saved.
-
-    A checkpoint made for another text, model, seed or step count is retrained and replaced.
-    Ctrl-C leaves that checkpoint as it was, saves the half-trained teacher under a name of its own
-    (never loaded automatically) and raises TrainingInterrupted saying where.
-    """
-    spec = spec or language_specs(corpus)[0]
-    path = teacher_path(root, corpus, seed)
-    expected = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "seed": seed, "steps": steps}
-    context = spec["context"]
-    validation = text_windows(corpus.validation, context)
-
-    def train_teacher(teacher):
-        history = train_language_model(teacher, text_windows(corpus.train, context), validation, steps=steps,
-                                       seed=seed, device=device, progress=progress)
-        return {"validation_loss": validation_loss(teacher, validation, device=device), "seconds": history.seconds,
-                "history": history.as_dict()}
-
-    teacher, metadata = load_or_train(path, spec, expected, train_teacher, seed=seed, what="the teacher",
-                                      retrain=retrain)
-    return teacher.to(pick_device(device)), metadata
-
-
-def compare_language_students(teacher: nn.Module, corpus: CharCorpus, spec: dict, *, seeds=(0, 1, 2),
-                              steps: int = STUDENT_STEPS, T: float = TEMPERATURE, alpha: float = ALPHA,
-                              device=None, progress: bool = True, **options) -> dict:
-    """For each seed, a baseline student (next-character labels) and a distilled student (kd_loss
-    over every position) from the same initial weights and batches; validation loss in nats/char.
-
-    Ctrl-C raises TrainingInterrupted whose `partial` is this same summary over the seeds whose two
-    students both finished, with an "interrupted" note (None if no seed finished).
-    """
-    check_hyperparameters(T, alpha)
-    train = text_windows(corpus.train, spec["context"])
-    validation = text_windows(corpus.validation, spec["context"])
-    start = time.perf_counter()
-    cache = cache_teacher_logits(teacher, train, device=device)
-    summary = {"teacher": validation_loss(teacher, validation, device=device),
-               "teacher_cache_seconds": time.perf_counter() - start,
-               "teacher_windows": len(train),
-               "teacher_parameters": count_parameters(teacher),
-               "student_parameters": count_parameters(build_model(spec))}
-    runs = []
-    for seed in seeds:
-        run = {"seed": seed}
-        for name, teaching in (("baseline", {}), ("distilled", {"cached_teacher_logits": cache, "T": T,
-                                                                 "alpha": alpha})):
-            model = build_model(spec, seed=seed)  # both students start from the same weights
-            try:
-                history = train_language_model(model, train, validation, steps=steps, seed=seed,
-                                               device=device, progress=progress, **teaching, **options)
-            except TrainingInterrupted as stop:
-                message = (f"seed {seed}: the {name} student's {stop.message}; the comparison covers the "
-                           f"{len(runs)} seed(s) whose students both finished")
-                partial = {**_language_summary(runs, summary), "interrupted": message} if runs else None
-                raise TrainingInterrupted(message, history=stop.history, partial=partial) from None
-            run |= {name: validation_loss(model, validation, device=device),
-                    f"{name}_history": history.as_dict(), f"{name}_model": model}
-        runs.append(run)
-    return _language_summary(runs, summary)
-
-
-def _language_summary(runs: list[dict], summary: dict) -> dict:
-    return {"runs": runs, "baseline": mean_sd(run["baseline"] for run in runs),
-            "distilled": mean_sd(run["distilled"] for run in runs), **summary}

@@ -25,9 +25,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["KDLossParts", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "alpha_from_ce_weighting", "check_hyperparameters",
-           "check_temperature", "cosine_feature_loss", "hint_loss", "kd_loss", "soft_targets", "soft_term_gradient",
-           "soft_term_gradient_high_T"]
+__all__ = ["KDLossParts", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "alpha_from_ce_weighting", "check_alpha",
+           "check_hyperparameters", "check_temperature", "cosine_feature_loss", "hint_loss", "kd_loss", "soft_targets",
+           "soft_term_gradient", "soft_term_gradient_high_T"]
 
 
 class KDLossParts(NamedTuple):
@@ -109,6 +109,11 @@ def soft_targets(logits, T):
 def check_temperature(T):
     """Raise ValueError unless MIN_TEMPERATURE <= T <= MAX_TEMPERATURE (e.g. for a CLI option)."""
     _validate(T=T)
+
+
+def check_alpha(alpha):
+    """Raise ValueError unless 0 <= alpha <= 1 (e.g. for a CLI option)."""
+    _validate(alpha=alpha)
 
 
 def check_hyperparameters(T, alpha):

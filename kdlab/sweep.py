@@ -15,7 +15,6 @@ import copy
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from kdlab import experiment
-from kdlab.checkpoints import write_text_atomically
+from kdlab.checkpoints import cache_path, load_or_compute, write_text_atomically
 from kdlab.comparison import mean_interval, paired_difference
 from kdlab.data import TensorData, make_loader
 from kdlab.device import autocast, pick_device, predict_logits
@@ -215,14 +214,10 @@ def _check_axes(temperatures, alphas) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(float(T) for T in temperatures), tuple(float(a) for a in alphas)
 
 
-def grid_path(root, dataset: str) -> Path:
-    return Path(root) / f"grid-{dataset}.json"
-
-
 def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS,
                      epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, repeats: int = 1, device=None,
                      progress: bool = True, offline: bool = False) -> Grid:
-    """The default experiment's grid from `<root>/grid-<dataset>.json`, or swept and saved first.
+    """The default experiment's grid from `<root>/grid-<dataset>-seed<seed>.json`, or swept and saved first.
 
     Loads the dataset and the teacher, then `grid_from_cache_or_sweep`. A missing or corrupt file,
     or one made with other settings, is recomputed with a message saying why.
@@ -240,7 +235,7 @@ def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teach
                              epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, repeats: int = 1, device=None,
                              progress: bool = True) -> Grid:
     """`load_or_run_grid` for a caller that already holds the transfer set, test set and teacher
-    (with the metadata its checkpoint was saved with): the grid from `<root>/grid-<dataset>.json`
+    (with the metadata its checkpoint was saved with): the grid from `<root>/grid-<dataset>-seed<seed>.json`
     if it matches these settings, else swept (STUDENT_SIZE students) and saved first.
     An interrupted sweep raises TrainingInterrupted and saves nothing."""
     temperatures, alphas = _check_axes(temperatures, alphas)
@@ -248,30 +243,30 @@ def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teach
     expected = {"epochs": epochs, "seed": seed, "lr": SWEEP_LR, "batch_size": SWEEP_BATCH_SIZE,
                 "transfer_size": len(transfer), "student": spec, "repeats": repeats,
                 "teacher_accuracy": teacher_metadata["accuracy"]}  # a retrained teacher makes the grid stale
-    path = grid_path(root, transfer.name)
-    reason = _reason_to_recompute(path, temperatures, alphas, expected)
-    if reason is None:
-        return Grid.from_json(json.loads(path.read_text()))
-    print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid ({repeats} student(s) per cell): {reason}.")
-    grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, repeats=repeats,
-                 device=device, progress=progress)
-    grid.settings["teacher_accuracy"] = teacher_metadata["accuracy"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(path, json.dumps(grid.to_json(), indent=1))
-    return grid
 
+    def read(path):
+        try:
+            grid = Grid.from_json(json.loads(path.read_text()))
+        except ValueError as error:  # json.JSONDecodeError is one
+            raise ValueError(f"{path} is corrupt ({error})") from None
+        if (grid.temperatures, grid.alphas) != (temperatures, alphas):
+            raise ValueError(f"{path} holds T={grid.temperatures}, alpha={grid.alphas}")
+        for key, value in expected.items():
+            if grid.settings.get(key) != value:
+                raise ValueError(f"{path} was made with {key}={grid.settings.get(key)!r}, expected {value!r}")
+        return grid
 
-def _reason_to_recompute(path: Path, temperatures, alphas, expected: dict) -> str | None:
-    """Why the cached grid at `path` cannot be used, or None if it can."""
-    if not path.is_file():
-        return f"no saved grid at {path}"
-    try:
-        grid = Grid.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
-        return f"{path} is unreadable or corrupt ({error})"
-    if (grid.temperatures, grid.alphas) != (temperatures, alphas):
-        return f"{path} holds T={grid.temperatures}, alpha={grid.alphas}"
-    for key, value in expected.items():
-        if grid.settings.get(key) != value:
-            return f"{path} was made with {key}={grid.settings.get(key)!r}, expected {value!r}"
-    return None
+    path = cache_path(root, "grid", transfer.name, seed=seed, suffix=".json")
+
+    def compute():
+        print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid ({repeats} student(s) per cell) into {path}.")
+        grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, repeats=repeats,
+                     device=device, progress=progress)
+        grid.settings["teacher_accuracy"] = teacher_metadata["accuracy"]
+        return grid
+
+    def write(path, grid):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path, json.dumps(grid.to_json(), indent=1))
+
+    return load_or_compute(path, read, compute, write, what="grid")

@@ -27,9 +27,10 @@ from kdlab import distributed
 from kdlab.data import TensorData, jitter, make_loader
 from kdlab.device import autocast, pick_device, predict_logits
 from kdlab.losses import check_hyperparameters, kd_loss
+from kdlab.models import build_model
 from kdlab.progress import TrainingLoop
 
-__all__ = ["History", "distill", "evaluate", "fit"]
+__all__ = ["History", "distill", "evaluate", "fit", "train_student"]
 
 
 @dataclass
@@ -191,3 +192,12 @@ def distill(student: nn.Module, teacher: nn.Module, train: TensorData, test: Ten
             T: float = 4.0, alpha: float = 0.9, **options) -> History:
     """Train `student` on the teacher's soft targets at temperature T plus the hard labels, weighted by alpha."""
     return fit(student, train, test, teacher=teacher, T=T, alpha=alpha, **options)
+
+
+def train_student(spec: dict, train: TensorData, test: TensorData | None = None, *, teacher: nn.Module | None = None,
+                  seed: int = 0, **options) -> tuple[nn.Module, History]:
+    """(student, history): a new network built from `spec` with `seed`, trained by `fit` on hard labels,
+    or distilled from `teacher` (T and alpha among the options). Two calls with the same spec and seed
+    start from the same weights and see the same batches: a paired comparison."""
+    student = build_model(spec, seed=seed)
+    return student, fit(student, train, test, teacher=teacher, seed=seed, **options)

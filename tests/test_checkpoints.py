@@ -1,5 +1,6 @@
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,9 +9,10 @@ import kdlab
 from kdlab.checkpoints import (
     FORMAT,
     CheckpointError,
+    cache_path,
     is_checkpoint,
     load_checkpoint,
-    reuse_checkpoint,
+    load_or_compute,
     save_checkpoint,
     tensors_sha256,
     write_text_atomically,
@@ -83,15 +85,35 @@ def test_mismatches_are_reported(tmp_path):
     assert "\n" not in str(error.value)  # torch's multi-line message, folded onto one line
 
 
-def test_reuse_checkpoint_misses_silently_on_no_file_and_says_why_on_a_mismatch(tmp_path, capsys):
-    assert reuse_checkpoint(tmp_path / "none.pt", expect_spec=SPEC, expect={}) is None
+def reused(path, expect):
+    """What load_or_compute gives for a checkpoint read with `expect`: the (model, metadata) or "computed"."""
+    written = []
+    result = load_or_compute(path, lambda path: load_checkpoint(path, expect_spec=SPEC, expect=expect),
+                             lambda: "computed", lambda path, result: written.append(path))
+    assert written == ([] if result != "computed" else [Path(path)])  # only what was computed is written
+    return result
+
+
+def test_load_or_compute_misses_silently_on_no_file_and_says_why_on_a_mismatch(tmp_path, capsys):
+    assert reused(tmp_path / "none.pt", {}) == "computed"
     assert capsys.readouterr().out == ""
     _, path = saved(tmp_path)
-    model, metadata = reuse_checkpoint(path, expect_spec=SPEC, expect={"dataset": "digits"})
+    model, metadata = reused(path, {"dataset": "digits"})
     assert metadata["dataset"] == "digits"
-    assert reuse_checkpoint(path, expect_spec=SPEC, expect={"seed": 1}) is None
+    assert reused(path, {"seed": 1}) == "computed"
     printed = capsys.readouterr().out
     assert "Not reusing the saved model" in printed and "seed=0, expected 1" in printed
+
+
+def test_load_or_compute_skips_a_good_file_when_told_to_retrain(tmp_path):
+    _, path = saved(tmp_path)
+    assert load_or_compute(path, lambda path: "read", lambda: "computed", lambda path, result: None,
+                           retrain=True) == "computed"
+
+
+def test_cache_path_is_the_one_naming_rule():
+    assert cache_path("data", "teacher", "digits", seed=3) == Path("data/teacher-digits-seed3.pt")
+    assert cache_path("data", "grid", "mnist", seed=0, suffix=".json") == Path("data/grid-mnist-seed0.json")
 
 
 def test_the_checkpoint_carries_the_sha256_of_its_tensors(tmp_path):
@@ -141,7 +163,7 @@ def test_malformed_checkpoints_are_one_line_errors_and_get_retrained(tmp_path, c
     with pytest.raises(CheckpointError, match=message) as error:
         load_checkpoint(path, expect_spec=SPEC)
     assert "\n" not in str(error.value)
-    assert reuse_checkpoint(path, expect_spec=SPEC, expect={"dataset": "digits"}) is None
+    assert reused(path, {"dataset": "digits"}) == "computed"
     printed = capsys.readouterr().out
     assert printed.count("\n") == 1 and printed.startswith("Not reusing the saved model")
     assert message in printed

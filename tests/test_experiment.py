@@ -1,13 +1,18 @@
 import pytest
 import torch
 
-from kdlab import checkpoints, experiment
-from kdlab.checkpoints import reuse_checkpoint, save_checkpoint
+from kdlab import checkpoints
+from kdlab import train as train_module
+from kdlab.checkpoints import CheckpointError, cache_path, load_checkpoint, save_checkpoint
 from kdlab.data import load_dataset
-from kdlab.experiment import compare_students, load_or_train_teacher, teacher_path
+from kdlab.experiment import compare_students, load_or_train_teacher
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, teacher_spec
 from kdlab.train import distill, evaluate, fit
+
+
+def teacher_path(root, dataset, seed):
+    return cache_path(root, "teacher", dataset, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +64,7 @@ def interrupting_build_model(monkeypatch, arm, *, seed_to_stop, forward_calls):
         model = build_model(spec, seed=seed)
         return arm(model, forward_calls) if seed == seed_to_stop else model
 
-    for module in (experiment, checkpoints):  # the teacher is built by checkpoints.load_or_train
+    for module in (train_module, checkpoints):  # students are built by train.train_student, teachers by load_or_train
         monkeypatch.setattr(module, "build_model", build)
 
 
@@ -91,5 +96,6 @@ def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_is_untouche
     kept = tmp_path / "teacher-digits-seed0.interrupted-epoch2.pt"
     assert kept.exists() and str(kept) in stopped.value.message
     kept.replace(teacher_path(tmp_path, "digits", 0))  # even renamed, it never passes for the 30-epoch teacher
-    assert reuse_checkpoint(teacher_path(tmp_path, "digits", 0), expect_spec=teacher_spec(train.input_shape),
-                            expect={"dataset": "digits", "seed": 0, "epochs": 30, "jitter": 0}) is None
+    with pytest.raises(CheckpointError, match="epochs=2, expected 30"):
+        load_checkpoint(teacher_path(tmp_path, "digits", 0), expect_spec=teacher_spec(train.input_shape),
+                        expect={"dataset": "digits", "seed": 0, "epochs": 30, "jitter": 0})

@@ -5,18 +5,15 @@ import sys
 import pytest
 import torch
 
-from kdlab import checkpoints, language
+from kdlab import checkpoints, experiment
 from kdlab.__main__ import main
-from kdlab.checkpoints import load_checkpoint, save_checkpoint
-from kdlab.experiment import teacher_path as image_teacher_path
+from kdlab.checkpoints import cache_path, load_checkpoint, save_checkpoint
+from kdlab.experiment import compare_language_students, load_or_train_language_teacher
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.language import (
     cache_teacher_logits,
-    compare_language_students,
-    load_or_train_language_teacher,
     next_character_logits,
     sample,
-    teacher_path,
     text_windows,
     train_language_model,
     validation_loss,
@@ -26,6 +23,11 @@ from kdlab.models import build_model, count_parameters, gpt_spec
 from kdlab.text import load_corpus
 
 TINY = {"width": 16, "depth": 1, "heads": 2}
+
+
+def teacher_path(root, corpus, seed):
+    """Where the text experiment caches `corpus`'s teacher, by the rule its docstring states."""
+    return root / f"lm-teacher-{corpus.name}-{corpus.fingerprint[:12]}-seed{seed}.pt"
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +133,8 @@ def test_the_teacher_is_trained_once_then_loaded(small_corpus, tmp_path, capsys)
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     teacher, metadata = load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=5,
                                                        progress=False, device="cpu")
-    path = tmp_path / f"lm-teacher-abc-{small_corpus.fingerprint[:12]}-seed0.pt"
-    assert teacher_path(tmp_path, small_corpus, 0) == path
+    path = teacher_path(tmp_path, small_corpus, 0)
+    assert path.name == f"lm-teacher-abc-{small_corpus.fingerprint[:12]}-seed0.pt"
     stamp = path.stat().st_mtime_ns
     again, metadata_again = load_or_train_language_teacher(small_corpus, root=tmp_path, spec=spec, steps=5,
                                                            progress=False, device="cpu")
@@ -152,6 +154,9 @@ def test_compare_language_students_starts_both_students_alike(small_corpus):
     first = results["runs"][0]
     assert first["baseline_history"]["step"] == first["distilled_history"]["step"] == [2, 4]
     assert results["teacher_windows"] == len(text_windows(small_corpus.train, 16))
+    differences = [run["baseline"] - run["distilled"] for run in results["runs"]]  # lower loss is better
+    assert results["gain"]["mean"] == pytest.approx(sum(differences) / 2)
+    assert results["verdict"] == results["gain"].verdict
 
 
 def run_cli(*arguments):
@@ -166,10 +171,15 @@ def test_cli_runs_the_language_experiment_and_writes_json(tmp_path, capsys):
                  "--teacher-steps", "3", "--steps", "2", "--seeds", "2", "--no-progress", "--device", "cpu",
                  "--json", str(output)])
     assert code == 0
-    assert "nats/char" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "nats/char" in printed
     results = json.loads(output.read_text())
     assert results["dataset"] == "story"
     assert [run["seed"] for run in results["runs"]] == [0, 1]
+    differences = [run["baseline"] - run["distilled"] for run in results["runs"]]
+    assert results["gain"]["n"] == 2 and results["gain"]["mean"] == pytest.approx(sum(differences) / 2)
+    assert f"baseline - distilled, paired: {results['gain']['mean']:+.3f} nats/char" in printed
+    assert results["verdict"] in printed
     for name in ("teacher", "baseline", "distilled"):
         assert results[name]["validation_loss"] > 0
     assert results["settings"]["steps"] == 2
@@ -188,19 +198,24 @@ def test_cli_bad_text_file_is_an_error_not_a_traceback(tmp_path, content, messag
 
 
 def test_text_teachers_never_share_a_cache_name_with_image_teachers_or_other_texts(tmp_path):
+    root = tmp_path / "cache"
     first, second = tmp_path / "a" / "digits.txt", tmp_path / "b" / "digits.txt"
     for path, text in ((first, "one text about digits. " * 20), (second, "another text entirely. " * 20)):
         path.parent.mkdir()
         path.write_text(text, encoding="utf-8")
-    names = {teacher_path("data", load_corpus(path), 0) for path in (first, second)}
-    assert len(names) == 2  # same file name, different text
-    assert image_teacher_path("data", "digits", 0) not in names
+        corpus = load_corpus(path)
+        load_or_train_language_teacher(corpus, root=root, spec=gpt_spec(corpus.vocab_size, context=8, **TINY),
+                                       steps=1, progress=False, device="cpu")
+    saved = sorted(path.name for path in root.glob("*.pt"))
+    assert len(saved) == 2  # same file name, different text: two teachers, neither replacing the other
+    assert all(name.startswith("lm-teacher-digits-") for name in saved)
+    assert cache_path(root, "teacher", "digits", seed=0).name not in saved  # the image teacher's name
 
 
 def _interrupt_model(monkeypatch, arm, model_number, forward_call):
     """Make the `model_number`-th seeded model that kdlab builds raise KeyboardInterrupt (Ctrl-C)
     on its `forward_call`-th forward pass."""
-    real_build_model, built = language.build_model, []
+    real_build_model, built = experiment.build_model, []
 
     def build_model(spec, seed=None):
         model = real_build_model(spec, seed=seed)
@@ -209,7 +224,7 @@ def _interrupt_model(monkeypatch, arm, model_number, forward_call):
             if len(built) == model_number:
                 arm(model, forward_call)
         return model
-    for module in (language, checkpoints):  # cached teachers are built by checkpoints.load_or_train
+    for module in (experiment, checkpoints):  # cached teachers are built by checkpoints.load_or_train
         monkeypatch.setattr(module, "build_model", build_model)
 
 
@@ -217,7 +232,7 @@ def test_ctrl_c_stops_training_and_says_after_how_many_steps(small_corpus, monke
     spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
     windows, validation = text_windows(small_corpus.train, 16), text_windows(small_corpus.validation, 16)
     _interrupt_model(monkeypatch, ctrl_c, 1, forward_call=4)  # steps 1-3 finish, step 4 is cut off
-    model = language.build_model(spec, seed=0)
+    model = experiment.build_model(spec, seed=0)
     before = [parameter.detach().clone() for parameter in model.parameters()]
     with pytest.raises(TrainingInterrupted, match="^training stopped after 3 of 50 steps$") as stop:
         train_language_model(model, windows, validation, steps=50, evaluations=1, progress=False,

@@ -84,7 +84,7 @@ def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(se
                         lambda *args, **kwargs: (train, test, teacher, teacher_metadata))
     options = {"temperatures": (1.0, 4.0), "alphas": (0.0, 1.0), "progress": False}
     first = load_or_run_grid(tmp_path, epochs=2, **options)
-    assert "no saved grid" in capsys.readouterr().out
+    assert f"grid (1 student(s) per cell) into {tmp_path / 'grid-digits-seed0.json'}" in capsys.readouterr().out
     assert first.accuracy.shape == (2, 2) and first.settings["transfer_size"] == experiment.TRANSFER_SIZE
 
     cached = load_or_run_grid(tmp_path, epochs=2, **options)
@@ -98,7 +98,7 @@ def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(se
     load_or_run_grid(tmp_path, epochs=3, **options)
     assert "teacher_accuracy=0.9, expected 0.95" in capsys.readouterr().out
 
-    (tmp_path / "grid-digits.json").write_text("{not json")
+    (tmp_path / "grid-digits-seed0.json").write_text("{not json")
     load_or_run_grid(tmp_path, epochs=3, **options)
     assert "corrupt" in capsys.readouterr().out
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files behind
