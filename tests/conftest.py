@@ -1,11 +1,29 @@
-"""What several test files share: a Ctrl-C on demand, and the browser tests' common setup."""
+"""What several test files share: the embedded digits, the CLI in a child process, a Ctrl-C on demand, and the
+browser tests' common setup."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own browser download does not work here
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """(train, test): the embedded 8x8 digits, loaded once."""
+    from kdlab.data import load_dataset
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def run_cli():
+    """`run_cli(*arguments, cwd=None)`: `python -m kdlab ARGUMENTS` in a child process, as a user runs it."""
+    def run(*arguments, cwd=None):
+        return subprocess.run([sys.executable, "-m", "kdlab", *arguments], capture_output=True, text=True, cwd=cwd)
+    return run
 
 
 @pytest.fixture

@@ -11,10 +11,6 @@ import pytest
 from kdlab.__main__ import main
 
 
-def run_cli(*arguments, cwd=None):
-    return subprocess.run([sys.executable, "-m", "kdlab", *arguments], capture_output=True, text=True, cwd=cwd)
-
-
 def test_distill_prints_a_table_and_writes_json(tmp_path, capsys):
     output = tmp_path / "results.json"
     code = main(["distill", "--data-root", str(tmp_path), "--teacher-epochs", "3", "--epochs", "5",
@@ -66,7 +62,7 @@ def test_corrupt_teacher_checkpoint_is_reported_and_replaced(tmp_path, capsys):
     (["fly"], "invalid choice"),
     (["teacher", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
 ])
-def test_bad_arguments_give_a_usage_error_not_a_traceback(arguments, message):
+def test_bad_arguments_give_a_usage_error_not_a_traceback(arguments, message, run_cli):
     result = run_cli(*arguments)
     assert result.returncode == 2
     assert message in result.stderr and "usage:" in result.stderr
@@ -85,14 +81,14 @@ def test_options_of_the_other_experiment_are_refused_not_ignored(tmp_path, capsy
     assert not list(tmp_path.iterdir())  # refused before any data or teacher work
 
 
-def test_a_transfer_set_larger_than_the_data_is_refused_before_any_training(tmp_path):
+def test_a_transfer_set_larger_than_the_data_is_refused_before_any_training(tmp_path, run_cli):
     result = run_cli("distill", "--transfer-size", "5000", "--data-root", str(tmp_path))
     assert result.returncode == 2
     assert "more than the 1297 training examples" in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())  # no teacher was trained first
 
 
-def test_a_text_too_short_to_train_on_is_an_error_not_a_traceback(tmp_path):
+def test_a_text_too_short_to_train_on_is_an_error_not_a_traceback(tmp_path, run_cli):
     short = tmp_path / "short.txt"
     short.write_text("def f(): return 1\n" * 3)
     result = run_cli("distill", "--text", str(short), "--data-root", str(tmp_path), "--steps", "1",
@@ -106,7 +102,7 @@ def test_teacher_refuses_the_text_corpus_with_a_pointer_to_distill(capsys):
     assert "distill --dataset pydoc-text" in capsys.readouterr().err
 
 
-def test_missing_dataset_offline_says_how_to_get_it(tmp_path):
+def test_missing_dataset_offline_says_how_to_get_it(tmp_path, run_cli):
     result = run_cli("distill", "--dataset", "mnist", "--offline", "--data-root", str(tmp_path))
     assert result.returncode == 1
     assert "python -m kdlab download mnist" in result.stderr
@@ -129,7 +125,7 @@ def test_validation_scores_on_held_out_training_examples_never_the_test_set(tmp_
     (lambda root: ["--json", str(root / "teacher-digits-seed0.pt")], "is a kdlab checkpoint"),
     (lambda root: ["--data-root", str(root / "teacher-digits-seed0.pt")], "is a file"),
 ])
-def test_bad_outputs_are_refused_before_any_training(tmp_path, make_bad_output, message):
+def test_bad_outputs_are_refused_before_any_training(tmp_path, make_bad_output, message, run_cli):
     root = tmp_path / "data"
     assert main(["teacher", "--data-root", str(root), "--epochs", "1", "--no-progress"]) == 0
     checkpoint = root / "teacher-digits-seed0.pt"

@@ -15,11 +15,6 @@ import torchvision.datasets
 from kdlab.data import DATASETS, DatasetUnavailable, TensorData, download, load_dataset, make_loader
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 def toy_data(n=23, num_classes=4):
     """Inputs whose first pixel is the example's index, so batches can be traced back."""
     inputs = torch.zeros(n, 1, 2, 2)

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -159,10 +157,6 @@ def test_compare_language_students_starts_both_students_alike(small_corpus):
     assert results["verdict"] == results["gain"].verdict
 
 
-def run_cli(*arguments):
-    return subprocess.run([sys.executable, "-m", "kdlab", *arguments], capture_output=True, text=True)
-
-
 def test_cli_runs_the_language_experiment_and_writes_json(tmp_path, capsys):
     text = tmp_path / "story.txt"
     text.write_text("Once upon a time, a small model learned from a larger one. " * 40, encoding="utf-8")
@@ -188,7 +182,7 @@ def test_cli_runs_the_language_experiment_and_writes_json(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, message", [
     (None, "no text file at"), (b"", "is empty"), (b"GIF89a\x00\x01\x00", "looks binary")])
-def test_cli_bad_text_file_is_an_error_not_a_traceback(tmp_path, content, message):
+def test_cli_bad_text_file_is_an_error_not_a_traceback(tmp_path, content, message, run_cli):
     path = tmp_path / "input.txt"
     if content is not None:
         path.write_bytes(content)

@@ -1,16 +1,11 @@
 import pytest
 import torch
 
-from kdlab.data import jitter, load_dataset
+from kdlab.data import jitter
 from kdlab.device import pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, teacher_spec
 from kdlab.train import distill, evaluate, fit
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def small_student(train):

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from traitlets import TraitError
 
 from kdlab import checkpoints, explorer_data, panels, widgets
-from kdlab.data import load_dataset
 from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
@@ -39,8 +38,8 @@ LABEL = 0
 
 
 @pytest.fixture(scope="module")
-def digits():
-    train, test = load_dataset("digits")
+def small_digits(digits):
+    train, test = digits
     return train.subset(40), test.subset(30)
 
 
@@ -54,9 +53,9 @@ def grid():
 
 
 @pytest.fixture(scope="module")
-def data(digits, grid):
+def data(small_digits, grid):
     """A small, untrained teacher and a 3-epoch baseline: enough to exercise every panel and button."""
-    transfer, test = digits
+    transfer, test = small_digits
     teacher = build_model(mlp_spec(transfer.input_shape, hidden=(32,)), seed=1)
     spec = mlp_spec(transfer.input_shape, hidden=(16,))
     student, curve = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
@@ -311,8 +310,8 @@ def test_train_now_distils_a_student_and_draws_its_curve(explorer, data):
     assert curve == result["curve"]  # the same seed gives the same student
 
 
-def test_the_baseline_is_trained_once_then_loaded(digits, tmp_path):
-    transfer, test = digits
+def test_the_baseline_is_trained_once_then_loaded(small_digits, tmp_path):
+    transfer, test = small_digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
     trained, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
@@ -330,8 +329,8 @@ def _interrupt_after(arm, forward_calls):
     return lambda spec, seed: arm(real_build_model(spec, seed=seed), forward_calls)
 
 
-def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(digits, tmp_path, monkeypatch, ctrl_c):
-    transfer, test = digits
+def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(small_digits, tmp_path, monkeypatch, ctrl_c):
+    transfer, test = small_digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
     # the cached baseline is built by checkpoints.load_or_train; 40 examples: 1 batch + 1 evaluation
     monkeypatch.setattr(checkpoints, "build_model", _interrupt_after(ctrl_c, 2))
