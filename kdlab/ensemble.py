@@ -5,7 +5,7 @@ takes it as a `teacher` like any network. How the members are combined matters o
 
 - average="probabilities" (the default) returns T * log(mean_i softmax(z_i / T)). Its softmax at
   temperature T is exactly the average of the members' tempered distributions, the ensemble's
-  soft targets at that T. Build it with the T you distil at: at any other temperature it is the
+  soft targets at that T. Build it with the T you distill at: at any other temperature it is the
   average at `temperature`, re-tempered, not the average at the new T.
 - average="logits" returns mean_i z_i: softmax(mean z / T) is the normalised geometric mean of the
   members' tempered distributions, the same at every T, and usually a little sharper than the average.
@@ -29,7 +29,7 @@ class EnsembleTeacher(nn.Module):
     """Several trained networks answering as one; use it wherever kdlab takes a teacher.
 
     `temperature` is the T at which average="probabilities" averages the members' distributions
-    (set it to the T you distil at); it is ignored for average="logits".
+    (set it to the T you distill at); it is ignored for average="logits".
     """
 
     def __init__(self, members, *, average: str = "probabilities", temperature: float = 1.0):

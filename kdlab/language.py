@@ -1,4 +1,4 @@
-"""Character language models: train, distil token by token, evaluate, sample, time.
+"""Character language models: train, distill token by token, evaluate, sample, time.
 
 Token-level distillation uses the same `kd_loss` as the image models: every position's
 next-character distribution is a soft target. The logits (batch, length, vocab) are flattened to

@@ -87,7 +87,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         device=None, progress: bool = True, teacher: nn.Module | None = None,
         T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None,
         compile: bool = False, jitter_pixels: int = 0, label_smoothing: float = 0.0) -> History:
-    """Train `model` in place with Adam on hard labels; with `teacher`, distil instead (kd_loss at T, alpha).
+    """Train `model` in place with Adam on hard labels; with `teacher`, distill instead (kd_loss at T, alpha).
 
     Returns the per-epoch history. The same seed gives identical numbers on the CPU. `on_epoch`,
     if given, is called with the history after every epoch (a progress bar, a live curve).
@@ -105,10 +105,10 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         check_hyperparameters(T, alpha)  # refuse a bad T or alpha before any work
         if jitter_pixels:
             raise ValueError("jitter_pixels is for training on labels: the cached teacher logits belong to the "
-                             "unshifted images; distil with jitter_pixels=0")
+                             "unshifted images; distill with jitter_pixels=0")
         if label_smoothing:
             raise ValueError("label_smoothing is for training on labels; a distilled student's soft targets "
-                             "come from its teacher, so distil with label_smoothing=0")
+                             "come from its teacher, so distill with label_smoothing=0")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
     if jitter_pixels < 0:

@@ -113,7 +113,7 @@ def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open
     expect(page.locator(".kdlab-status")).to_contain_text("clamped", timeout=60_000)
     expect(readout).to_have_text(re.compile(r"^0\.50*$"))
 
-    # Train now distils a student at the chosen T and reports its accuracy on the page.
+    # Train now distills a student at the chosen T and reports its accuracy on the page.
     page.locator(".kdlab-train").click()
     expect(page.locator(".kdlab-train-status")).to_contain_text("Distilled at T = 0.5", timeout=120_000)
     page.screenshot(path=tmp_path / "explorer.png", full_page=True)

@@ -292,7 +292,7 @@ def test_without_a_kernel_the_page_shows_a_picture_and_says_what_to_do(explorer)
     assert "run this notebook" in bundle["text/plain"]
 
 
-def test_train_now_distils_a_student_and_draws_its_curve(explorer, data):
+def test_train_now_distills_a_student_and_draws_its_curve(explorer, data):
     explorer.temperature.value, explorer.alpha.value = 2.0, 0.5
     progress = []
     explorer.progress.observe(lambda change: progress.append(change["new"]), names="value")
