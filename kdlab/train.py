@@ -99,20 +99,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     teaches more than softer labels would. Under torchrun the model trains with
     DistributedDataParallel, each process taking a share of every batch (see kdlab.distributed).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
-    if teacher is not None:
-        check_hyperparameters(T, alpha)  # refuse a bad T or alpha before any work
-        if jitter_pixels:
-            raise ValueError("jitter_pixels is for training on labels: the cached teacher logits belong to the "
-                             "unshifted images; distill with jitter_pixels=0")
-        if label_smoothing:
-            raise ValueError("label_smoothing is for training on labels; a distilled student's soft targets "
-                             "come from its teacher, so distill with label_smoothing=0")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
-    if jitter_pixels < 0:
-        raise ValueError(f"jitter_pixels must be 0 or more, got {jitter_pixels}")
+    _check_fit_options(epochs, batch_size, teacher is not None, T, alpha, jitter_pixels, label_smoothing)
     device = distributed.join(pick_device(device))
     rank, _ = distributed.world()
     torch.manual_seed(seed + rank)  # dropout draws from the global generator
@@ -155,6 +142,24 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     finally:
         model.eval()
     return history
+
+
+def _check_fit_options(epochs, batch_size, distilling: bool, T, alpha, jitter_pixels, label_smoothing) -> None:
+    """Refuse bad options before any work, saying what to pass instead."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
+    if distilling:
+        check_hyperparameters(T, alpha)
+        if jitter_pixels:
+            raise ValueError("jitter_pixels is for training on labels: the cached teacher logits belong to the "
+                             "unshifted images; distill with jitter_pixels=0")
+        if label_smoothing:
+            raise ValueError("label_smoothing is for training on labels; a distilled student's soft targets "
+                             "come from its teacher, so distill with label_smoothing=0")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
+    if jitter_pixels < 0:
+        raise ValueError(f"jitter_pixels must be 0 or more, got {jitter_pixels}")
 
 
 def _teacher_targets(teacher, train: TensorData, test: TensorData | None, device):
