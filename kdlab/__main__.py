@@ -221,8 +221,8 @@ def language_results_json(results: dict, *, echo: bool = False) -> dict:
                   f"({score['bits_per_character']:.3f} bits/char)")
     gain = results["gain"]
     if echo:
-        print("baseline - distilled, paired: " + (gain.describe(unit_scale=1, unit="nats/char", decimals=3) if gain
-                                                  else "one seed: no interval, so no verdict; run --seeds 3 or more"))
+        print(f"baseline - distilled, paired: {gain.describe(unit_scale=1, unit='nats/char', decimals=3)}" if gain
+              else ONE_SEED)
         print(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
     return {**scores, "gain": _gain_json(gain), "verdict": results["verdict"],
             "runs": [{key: run[key] for key in ("seed", "baseline", "distilled")} for run in results["runs"]],
@@ -246,8 +246,7 @@ def results_table(results: dict) -> str:
         interval = f", 95 % CI {summary['ci_low']:.4f} to {summary['ci_high']:.4f}" if "ci_low" in summary else ""
         lines.append(f"{name:>9}: {summary['mean']:.4f} ± {summary['sd']:.4f} (mean ± sd{interval})")
     gain = results["gain"]
-    lines.append(f"distilled - baseline, paired: {gain.describe()}" if gain else
-                 "one seed: no interval, so no verdict; run --seeds 5 or more")
+    lines.append(f"distilled - baseline, paired: {gain.describe()}" if gain else ONE_SEED)
     lines.append(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
     return "\n".join(lines)
 
@@ -258,6 +257,7 @@ def write_json(path, payload) -> None:
         print(f"wrote {path}")
 
 
+ONE_SEED = "one seed: no interval, so no verdict; run --seeds 5 or more"
 MAX_SEED = 2**31 - 1  # students of seed s use s + k; torch takes seeds below 2**64
 
 
