@@ -10,7 +10,9 @@ table), and a verdict: "helps" when the interval lies above 0, "hurts" when belo
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
+from collections.abc import Iterable
 
 __all__ = ["PairedDifference", "mean_interval", "mean_sd", "paired_difference", "t_critical"]
 
@@ -24,6 +26,8 @@ _T_95_TAIL = ((40, 2.021), (60, 2.000), (120, 1.980), (math.inf, 1.960))
 
 def t_critical(degrees_of_freedom: int) -> float:
     """The two-sided 95 % critical value of t (rounded up to the nearest tabled value past 30)."""
+    if isinstance(degrees_of_freedom, bool) or not isinstance(degrees_of_freedom, numbers.Integral):
+        raise TypeError(f"degrees_of_freedom must be a whole number, got {degrees_of_freedom!r}")
     if degrees_of_freedom < 1:
         raise ValueError(f"an interval needs at least 2 values (1 degree of freedom), got {degrees_of_freedom + 1}")
     if degrees_of_freedom <= len(_T_95):
@@ -31,15 +35,37 @@ def t_critical(degrees_of_freedom: int) -> float:
     return next(value for limit, value in _T_95_TAIL if degrees_of_freedom <= limit)
 
 
+def _checked_values(values, name: str) -> list:
+    """The values as given (so the arithmetic is unchanged), or an error naming the entry that is not a finite
+    number: a diverged run's NaN would otherwise end the summary with "'float' object has no attribute
+    'numerator'", after all the training."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    values = list(values)
+    for position, value in enumerate(values):
+        try:
+            number = None if isinstance(value, (bool, str, bytes)) else float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise ValueError(f"{name}[{position}] must be a real number, got {value!r}")
+        if not math.isfinite(number):
+            raise ValueError(f"{name}[{position}] is {number}, not a finite number: the run at position {position} "
+                             "probably diverged; rerun that seed or leave it out")
+    return values
+
+
 def mean_sd(values) -> dict:
     """Mean and sample standard deviation (0 for a single value): a spread, where no interval is wanted."""
-    values = [float(value) for value in values]
+    values = [float(value) for value in _checked_values(values, "values")]
+    if not values:
+        raise ValueError("a mean needs at least 1 value, got 0")
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def mean_interval(values) -> dict:
     """{"mean", "sd", "ci_low", "ci_high", "n"}: a mean with its 95 % t-interval (n >= 2)."""
-    values = [float(value) for value in values]
+    values = [float(value) for value in _checked_values(values, "values")]
     if len(values) < 2:
         raise ValueError(f"an interval needs at least 2 values, got {len(values)}; run more seeds")
     mean, sd = statistics.fmean(values), statistics.stdev(values)
@@ -61,8 +87,11 @@ class PairedDifference(dict):
 
 
 def paired_difference(control, treated) -> PairedDifference:
-    """The paired difference treated - control, pair by pair, with a 95 % interval and a verdict."""
-    control, treated = list(control), list(treated)
+    """The paired difference treated - control, pair by pair, with a 95 % interval and a verdict.
+
+    A value that is not finite (a diverged run) raises a ValueError naming its position: a verdict
+    over the other pairs would hide that one seed failed."""
+    control, treated = _checked_values(control, "control"), _checked_values(treated, "treated")
     if len(control) != len(treated):
         raise ValueError(f"a paired comparison needs as many treated as control values, "
                          f"got {len(treated)} and {len(control)}")

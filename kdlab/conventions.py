@@ -18,6 +18,8 @@ so that the translation can be checked numerically rather than trusted.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +70,11 @@ def _settings(convention: str, weights: dict) -> dict:
     unknown = set(weights) - set(defaults)
     if unknown:
         raise ValueError(f"{convention} takes {', '.join(defaults)}; got {', '.join(sorted(unknown))}")
+    for name, value in weights.items():
+        if value is None and defaults[name] is None:  # torchdistill's beta=None means 1 - alpha
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{convention}'s {name} must be a number, got {value!r}")
     return {**defaults, **weights}
 
 
@@ -154,14 +161,19 @@ def lint_kd_loss(loss_function: Callable, *, num_classes: int = 10, tolerance: f
         for T, alpha in _PROBES:
             expected = float(reference(student, teacher, labels, T, alpha))
             found = float(loss_function(student, teacher, labels, T, alpha))
-            if abs(found - expected) > tolerance * (1 + abs(expected)):
+            if not abs(found - expected) <= tolerance * (1 + abs(expected)):  # a NaN matches nothing
                 return False
         return True
 
     try:
-        loss_function(student, teacher, labels, *_PROBES[0])
+        first = loss_function(student, teacher, labels, *_PROBES[0])
     except Exception as error:  # a lint reports, it does not crash
         return [f"it raised {type(error).__name__}: {error}"]
+    if not (isinstance(first, numbers.Real) or isinstance(first, torch.Tensor) and first.numel() == 1):
+        what = f"a tensor of shape {tuple(first.shape)}" if isinstance(first, torch.Tensor) else type(first).__name__
+        return [f"it returned {what}, not a single number: reduce over the batch"]
+    if not math.isfinite(float(first)):
+        return [f"it returned {float(first)} on finite logits: look for a log of 0 or a division by 0"]
     if matches(lambda s, t, y, T, alpha: kd_loss(s, t, y, T=T, alpha=alpha)):
         return []
     found = [bug for bug, reference in KNOWN_BUGS.items() if matches(reference)]

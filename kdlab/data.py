@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import numbers
 import os
 import shutil
 import tarfile
@@ -37,6 +38,19 @@ _TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR
 # through (URLError and gzip's BadGzipFile are OSErrors; MNIST wraps its mirror failures in a
 # RuntimeError; a truncated archive raises EOFError or a TarError).
 _LOAD_ERRORS = (OSError, RuntimeError, EOFError, tarfile.TarError)
+
+
+def _is_whole(value) -> bool:
+    """An int (numpy's too), not a bool: True would pass for 1 and 2.5 be cut to 2 without a word."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_batch_size(batch_size) -> None:
+    message = f"batch_size must be a whole number of at least 1, got {batch_size!r}"
+    if not _is_whole(batch_size):
+        raise TypeError(message)
+    if batch_size < 1:
+        raise ValueError(message)
 
 
 class DatasetUnavailable(RuntimeError):
@@ -92,6 +106,8 @@ class TensorData:
         return self._select(torch.nonzero(rest).flatten()), self._select(held_out)
 
     def _balanced_indices(self, n: int | None, exclude_classes: Iterable[int | str], seed: int) -> torch.Tensor:
+        if n is not None and not _is_whole(n):
+            raise TypeError(f"n must be a whole number or None, got {n!r}")
         excluded = {self._class_index(c) for c in exclude_classes}
         labels = self.labels.cpu()
         keep = torch.nonzero(~torch.isin(labels, torch.tensor(sorted(excluded), dtype=labels.dtype))).flatten()
@@ -121,6 +137,9 @@ class TensorData:
             if label not in self.classes:
                 raise ValueError(f"unknown class {label!r}; {self.name} has classes {self.classes}")
             return self.classes.index(label)
+        if not _is_whole(label):
+            raise ValueError(f"unknown class {label!r}; {self.name} has classes {self.classes}: give a name "
+                             f"or an index from 0 to {self.num_classes - 1}")
         if not 0 <= label < self.num_classes:
             raise ValueError(f"unknown class index {label}; {self.name} has classes 0..{self.num_classes - 1}")
         return int(label)
@@ -133,6 +152,7 @@ class TensorData:
         The permutation is drawn on the generator's device (the data's device without one) and
         indexes the tensors where they live, so a shuffled epoch never copies data to the host.
         """
+        _check_batch_size(batch_size)
         return _slices((self.inputs, self.labels), batch_size, shuffle=shuffle, generator=generator)
 
 
@@ -210,6 +230,7 @@ def make_loader(
     larger data goes through a torch DataLoader (2 workers, pinned memory for CUDA). Both paths
     draw their order from a generator seeded with `seed`, so runs repeat.
     """
+    _check_batch_size(batch_size)
     device = torch.device(device)
     tensors = (data.inputs, data.labels, *extras)
     if data.nbytes <= max_device_bytes:
@@ -235,6 +256,8 @@ def jitter(inputs: torch.Tensor, max_shift: int, generator: torch.Generator) -> 
 
 def canonical_name(name: str) -> str:
     """The one place dataset names are normalised: 'Fashion_MNIST' and 'CIFAR-10' are accepted."""
+    if not isinstance(name, str):
+        raise TypeError(f"the dataset name must be a string, one of {', '.join(DATASETS)}; got {name!r}")
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in DATASETS:

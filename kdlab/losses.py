@@ -47,9 +47,18 @@ MAX_GRADIENT_TEMPERATURE = 1000.0  # (q - p) / T is within 1e-3 relative of floa
 _NOT_GIVEN = object()  # lets _validate tell "not checked here" from a caller's T=None
 
 
-def _validate(*, T=_NOT_GIVEN, alpha=_NOT_GIVEN, student_logits=None, teacher_logits=None, labels=None,
-              max_T=MAX_TEMPERATURE):
-    """Raise ValueError, naming the bad value and what is expected, for whichever inputs are given."""
+def _check_tensors(**named):
+    """TypeError naming the first argument that is not a tensor: a list, numpy array or None would fail
+    deep inside torch with an AttributeError that names neither the argument nor the fix."""
+    for name, value in named.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def _validate(*, T=_NOT_GIVEN, alpha=_NOT_GIVEN, student_logits=_NOT_GIVEN, teacher_logits=_NOT_GIVEN,
+              labels=_NOT_GIVEN, max_T=MAX_TEMPERATURE):
+    """Raise ValueError (TypeError for a non-tensor), naming the bad value and what is expected, for whichever
+    inputs are given."""
     for name, value, expected, ok, advice in (
         ("T", T, f"a number in [{MIN_TEMPERATURE:g}, {max_T:g}]", lambda v: MIN_TEMPERATURE <= v <= max_T,
          "; outside that range float32 cannot compute the loss accurately, so choose a T inside it"),
@@ -61,8 +70,9 @@ def _validate(*, T=_NOT_GIVEN, alpha=_NOT_GIVEN, student_logits=None, teacher_lo
             raise ValueError(f"{name} must be {expected}, got {value!r} of type {type(value).__name__}")
         if not (math.isfinite(value) and ok(value)):
             raise ValueError(f"{name} must be {expected}, got {value!r}{advice}")
-    if student_logits is None:
+    if student_logits is _NOT_GIVEN:
         return
+    _check_tensors(student_logits=student_logits, teacher_logits=teacher_logits)
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             "student_logits and teacher_logits must have the same shape, got "
@@ -76,8 +86,9 @@ def _validate(*, T=_NOT_GIVEN, alpha=_NOT_GIVEN, student_logits=None, teacher_lo
     for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
         if not torch.isfinite(logits).all():
             raise ValueError(f"{name} must be finite, got NaN or inf in a tensor of shape {tuple(logits.shape)}")
-    if labels is None:
+    if labels is _NOT_GIVEN:
         return
+    _check_tensors(labels=labels)
     if labels.shape != student_logits.shape[:-1]:
         raise ValueError(
             f"labels must have shape {tuple(student_logits.shape[:-1])} to match logits "
@@ -103,6 +114,7 @@ def _softmax(logits, T):
 def soft_targets(logits, T):
     """softmax(logits / T) over the last dim: higher T spreads probability onto the wrong classes."""
     _validate(T=T)
+    _check_tensors(logits=logits)
     return _softmax(logits, T)
 
 
@@ -125,7 +137,8 @@ def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_par
     """alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(labels, p_student).
 
     Logits are (N, C), or (B, L, C) for token-level distillation: leading dims are flattened
-    to (B*L, C) and labels (B, L) to (B*L,), so both terms average over tokens. The teacher
+    to (B*L, C) and labels (B, L) to (B*L,), so both terms average over tokens. Labels are class indices
+    of any integer dtype (int32 from numpy or a file is as good as int64). The teacher
     logits are detached, so only the student gets a gradient. Returns a scalar tensor, or
     KDLossParts when return_parts is True. A training loop that has checked its data and
     hyperparameters once passes check_inputs=False: the finiteness and label-range checks read
@@ -142,7 +155,7 @@ def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_par
         reduction="batchmean",
         log_target=True,
     )
-    ce = F.cross_entropy(student, labels.reshape(-1))
+    ce = F.cross_entropy(student, labels.reshape(-1).to(torch.int64))  # cross_entropy refuses int32 indices
     soft = alpha * T**2 * kl
     hard = (1 - alpha) * ce
     total = soft + hard
@@ -185,9 +198,7 @@ def alpha_from_ce_weighting(alpha_on_ce):
 # --- feature distillation: matching what the teacher computes inside, not only its logits ----------
 
 def _validate_features(student_features, teacher_features, *, student_name, what, advice):
-    if not (isinstance(student_features, torch.Tensor) and isinstance(teacher_features, torch.Tensor)):
-        raise ValueError(f"{student_name} and teacher_features must be tensors, got "
-                         f"{type(student_features).__name__} and {type(teacher_features).__name__}")
+    _check_tensors(**{student_name: student_features, "teacher_features": teacher_features})
     if student_features.shape != teacher_features.shape:
         raise ValueError(f"{student_name} and teacher_features must have the same shape, got "
                          f"{tuple(student_features.shape)} and {tuple(teacher_features.shape)}; {advice}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -19,43 +20,74 @@ __all__ = ["CharGPT", "ConvNet", "MLP", "STUDENT_SIZES", "SmallCNN", "build_mode
            "count_parameters", "gpt_spec", "mlp_spec", "student_spec", "teacher_spec"]
 
 
+_WHOLE = "a whole number of at least 1"
+# The fields that hold one size per dimension or layer; every other field but dropout holds one size.
+_SIZE_LISTS = {"mlp": ("input_shape", "hidden"), "cnn": ("input_shape", "channels"),
+               "convnet": ("input_shape", "channels"), "gpt": ()}
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _checked_sizes(name, sizes) -> list:
+    if not isinstance(sizes, (list, tuple)):
+        raise ValueError(f"{name} must be a list of whole numbers of at least 1, got {sizes!r}")
+    for position, size in enumerate(sizes):
+        if not _is_whole(size):
+            raise ValueError(f"{name}[{position}] must be {_WHOLE}, got {size!r}")
+    return list(sizes)
+
+
+def _checked(spec: dict) -> dict:
+    """The spec with its size lists as lists, or a ValueError naming the field no network can have:
+    torch would fail deep inside a layer on -3 or '16', and build a network without units on 0."""
+    family, checked = spec["family"], dict(spec)
+    for name, value in spec.items():
+        if name == "dropout":
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+                raise ValueError(f"dropout must be a number in [0, 1), got {value!r}")
+        elif name in _SIZE_LISTS[family]:
+            checked[name] = _checked_sizes(name, value)
+        elif name != "family" and not _is_whole(value):
+            raise ValueError(f"{name} must be {_WHOLE}, got {value!r}")
+    if family == "gpt" and spec["width"] % spec["heads"]:
+        raise ValueError(f"width ({spec['width']}) must be a multiple of heads ({spec['heads']})")
+    return checked
+
+
 def mlp_spec(input_shape, hidden=(1200, 1200), num_classes=10, dropout=0.0):
     """A fully connected ReLU net on flattened inputs (Hinton et al.'s MNIST nets)."""
-    return {"family": "mlp", "input_shape": list(input_shape), "hidden": list(hidden),
-            "num_classes": num_classes, "dropout": dropout}
+    return _checked({"family": "mlp", "input_shape": input_shape, "hidden": hidden,
+                     "num_classes": num_classes, "dropout": dropout})
 
 
 def cnn_spec(input_shape, channels=(32, 64, 128), num_classes=10, dropout=0.0):
     """A small VGG-style CNN (conv-conv-pool per stage) for CIFAR-10-sized images."""
-    return {"family": "cnn", "input_shape": list(input_shape), "channels": list(channels),
-            "num_classes": num_classes, "dropout": dropout}
+    return _checked({"family": "cnn", "input_shape": input_shape, "channels": channels,
+                     "num_classes": num_classes, "dropout": dropout})
 
 
 def convnet_spec(input_shape, channels=(32, 64), hidden=128, num_classes=10, dropout=0.3):
     """A LeNet-style CNN for digit-sized images: conv-ReLU-pool per stage, then a dropout-regularised
     fully connected head. It keeps where in the image each stroke is, which the global pooling of
     `cnn_spec` throws away, and is the teacher for 28x28 digits and clothes."""
-    return {"family": "convnet", "input_shape": list(input_shape), "channels": list(channels), "hidden": hidden,
-            "num_classes": num_classes, "dropout": dropout}
+    return _checked({"family": "convnet", "input_shape": input_shape, "channels": channels, "hidden": hidden,
+                     "num_classes": num_classes, "dropout": dropout})
 
 
 def gpt_spec(vocab_size, context=64, width=96, depth=3, heads=4, dropout=0.0):
     """A GPT-style character model: `depth` blocks of causal self-attention, `width` wide,
     reading up to `context` characters and predicting the next one from `vocab_size` symbols."""
-    for name, value in (("vocab_size", vocab_size), ("context", context), ("width", width), ("depth", depth),
-                        ("heads", heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    if width % heads:
-        raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
-    return {"family": "gpt", "vocab_size": vocab_size, "context": context, "width": width,
-            "depth": depth, "heads": heads, "dropout": dropout}
+    return _checked({"family": "gpt", "vocab_size": vocab_size, "context": context, "width": width,
+                     "depth": depth, "heads": heads, "dropout": dropout})
 
 
 def teacher_spec(input_shape, num_classes=10):
     """The large, regularised teacher for an input shape: Hinton et al.'s 2x1200 ReLU with dropout
     for the 8x8 digits, a LeNet-style CNN for 28x28 images (on real MNIST the MLP teacher is no
     better than its students: see benchmarks/compare_teachers.py), a wider CNN for colour images."""
+    _checked_sizes("input_shape", input_shape)
     if _is_colour_image(input_shape):
         return cnn_spec(input_shape, channels=(64, 128, 256), num_classes=num_classes, dropout=0.3)
     if math.prod(input_shape[1:]) > 8 * 8:
@@ -72,9 +104,10 @@ STUDENT_SIZES = {
 
 def student_spec(input_shape, size="small", num_classes=10):
     """An unregularised student of the named size ('large', 'medium', 'small', 'tiny')."""
+    _checked_sizes("input_shape", input_shape)
     family = "cnn" if _is_colour_image(input_shape) else "mlp"
     sizes = STUDENT_SIZES[family]
-    if size not in sizes:
+    if not (isinstance(size, str) and size in sizes):
         raise ValueError(f"unknown student size {size!r}; choose one of {sorted(sizes)}")
     if family == "cnn":
         return cnn_spec(input_shape, channels=sizes[size], num_classes=num_classes)
@@ -82,19 +115,25 @@ def student_spec(input_shape, size="small", num_classes=10):
 
 
 def build_model(spec, seed=None):
-    """The network a spec describes; with `seed`, its initial weights depend on the seed only."""
+    """The network a spec describes; with `seed` (0 <= seed < 2**64, what torch.manual_seed takes), its initial
+    weights depend on the seed only."""
     builders = {"mlp": MLP, "cnn": SmallCNN, "convnet": ConvNet, "gpt": CharGPT}
     family = spec.get("family") if isinstance(spec, dict) else None
     if family not in builders:
         raise ValueError(f"unknown model family {family!r} in spec {spec!r}; expected one of {sorted(builders)}")
-    arguments = {key: value for key, value in spec.items() if key != "family"}
+    keys = set(spec) - {"family"}
     parameters = inspect.signature(builders[family]).parameters
     required = {name for name, parameter in parameters.items() if parameter.default is parameter.empty}
-    if not required <= set(arguments) <= set(parameters):
-        raise ValueError(f"a {family} spec takes the keys {sorted(parameters)}, got {sorted(arguments)}; "
+    if not required <= keys <= set(parameters):
+        raise ValueError(f"a {family} spec takes the keys {sorted(parameters)}, got {sorted(keys)}; "
                          "build specs with mlp_spec, cnn_spec or gpt_spec")
+    arguments = {key: value for key, value in _checked(spec).items() if key != "family"}
     if seed is None:
         return builders[family](**arguments)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a whole number in [0, 2**64), got {seed!r}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a whole number in [0, 2**64), got {seed!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return builders[family](**arguments)

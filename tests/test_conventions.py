@@ -97,3 +97,36 @@ def test_the_lint_names_each_known_bug(loss_function, finding):
 
 def test_the_lint_passes_kdlabs_loss():
     assert lint_kd_loss(correct) == []
+
+
+def nan_at_low_temperature(s, t, y, T, alpha):
+    return correct(s, t, y, T, alpha) if T > 3 else torch.tensor(float("nan"))
+
+
+@pytest.mark.parametrize("loss_function, finding", [
+    (lambda s, t, y, T, alpha: torch.tensor(float("nan")), "it returned nan on finite logits"),
+    (lambda s, t, y, T, alpha: float("inf"), "it returned inf on finite logits"),
+    (nan_at_low_temperature, "matches neither"),
+    (lambda s, t, y, T, alpha: F.cross_entropy(s, y, reduction="none"),
+     "it returned a tensor of shape (16,), not a single number: reduce over the batch"),
+    (lambda s, t, y, T, alpha: None, "it returned NoneType, not a single number"),
+])
+def test_the_lint_never_passes_a_loss_that_is_not_one_finite_number(loss_function, finding):
+    findings = lint_kd_loss(loss_function)
+    assert len(findings) == 1 and finding in findings[0]
+
+
+@pytest.mark.parametrize("convention, weights, shown", [
+    ("keras", {"alpha": "0.1"}, "'0.1'"),
+    ("keras", {"alpha": True}, "True"),
+    ("repdistiller", {"kd_T": None}, "None"),
+    ("huggingface", {"temperature": torch.tensor(5.0)}, r"tensor\(5\.\)"),
+])
+def test_weights_that_are_not_numbers_are_refused_by_name(convention, weights, shown):
+    (name,) = weights
+    with pytest.raises(TypeError, match=rf"^{convention}'s {name} must be a number, got {shown}$"):
+        to_kdlab(convention, **weights)
+
+
+def test_torchdistills_beta_may_be_left_to_its_default_none():
+    assert to_kdlab("torchdistill", alpha=0.3, beta=None) == to_kdlab("torchdistill", alpha=0.3)

@@ -336,3 +336,31 @@ def test_unknown_dataset_lists_the_choices():
         load_dataset("svhn")
     with pytest.raises(ValueError, match="nothing to download"):
         download("digits")
+
+
+@pytest.mark.parametrize("name", [None, 3, ["digits"]])
+def test_a_dataset_name_that_is_not_text_lists_the_choices(name):
+    with pytest.raises(TypeError, match=rf"^the dataset name must be a string, one of {', '.join(DATASETS)}; got "):
+        load_dataset(name)
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ({"n": "10"}, TypeError, r"^n must be a whole number or None, got '10'$"),
+    ({"n": True}, TypeError, r"^n must be a whole number or None, got True$"),
+    ({"n": 2.5}, TypeError, r"^n must be a whole number or None, got 2\.5$"),
+    ({"exclude_classes": [1.5]}, ValueError, r"^unknown class 1\.5; toy has classes \('a', 'b', 'c', 'd'\)"),
+    ({"exclude_classes": [True]}, ValueError, r"^unknown class True; toy has classes"),
+    ({"exclude_classes": [None]}, ValueError, r"^unknown class None; toy has classes"),
+])
+def test_subset_refuses_what_is_not_a_count_or_a_class(arguments, error, message):
+    with pytest.raises(error, match=message):
+        toy_data(23).subset(**arguments)
+
+
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-4, ValueError), ("8", TypeError), (2.0, TypeError)])
+def test_batch_sizes_must_be_whole_numbers_of_at_least_one(batch_size, error):
+    message = rf"^batch_size must be a whole number of at least 1, got {batch_size!r}$"
+    with pytest.raises(error, match=message):
+        make_loader(toy_data(), batch_size, shuffle=True, device="cpu")
+    with pytest.raises(error, match=message):
+        toy_data().batches(batch_size, shuffle=False)

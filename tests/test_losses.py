@@ -1,6 +1,7 @@
 """Tests for kdlab.losses: the loss against an independent float64 formula, its gradients,
 the 1/T^2 story the notebooks tell, and the error messages for bad inputs."""
 
+import inspect
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from kdlab import (
     soft_term_gradient,
     soft_term_gradient_high_T,
 )
+from kdlab import losses as kdlab_losses
 from kdlab.losses import (
     MAX_GRADIENT_TEMPERATURE,
     MAX_TEMPERATURE,
@@ -324,6 +326,39 @@ def test_helpers_reject_bad_inputs(call, match):
         call(student, teacher)
 
 
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.int8, torch.uint8])
+@pytest.mark.parametrize("check_inputs", [True, False])
+def test_labels_of_any_integer_dtype_give_the_int64_loss(dtype, check_inputs):
+    student, teacher, labels = make_batch(6, 5, seed=17)
+    expected = kd_loss(student, teacher, labels, T=3.0, alpha=0.4)
+    found = kd_loss(student, teacher, labels.to(dtype), T=3.0, alpha=0.4, check_inputs=check_inputs)
+    assert torch.equal(found, expected)
+
+
+_NOT_TENSORS = {"list": [[0.5, 1.0]], "ndarray": np.zeros((4, 5)), "NoneType": None}
+
+
+@pytest.mark.parametrize("type_name", sorted(_NOT_TENSORS))
+@pytest.mark.parametrize("function, argument", [
+    ("kd_loss", "student_logits"), ("kd_loss", "teacher_logits"), ("kd_loss", "labels"),
+    ("soft_targets", "logits"),
+    ("soft_term_gradient", "student_logits"), ("soft_term_gradient", "teacher_logits"),
+    ("soft_term_gradient_high_T", "student_logits"), ("soft_term_gradient_high_T", "teacher_logits"),
+    ("cosine_feature_loss", "student_features"), ("cosine_feature_loss", "teacher_features"),
+    ("hint_loss", "regressed_student_features"), ("hint_loss", "teacher_features"),
+])
+def test_losses_refuse_what_is_not_a_tensor_naming_the_argument(function, argument, type_name):
+    student, teacher, labels = make_batch(4, 5, seed=18)
+    tensors = {"student_logits": student, "teacher_logits": teacher, "labels": labels, "logits": student,
+               "student_features": student, "regressed_student_features": student, "teacher_features": teacher}
+    names = [name for name in inspect.signature(getattr(kdlab_losses, function)).parameters if name in tensors]
+    arguments = {name: tensors[name] for name in names} | {argument: _NOT_TENSORS[type_name]}
+    if function.startswith("soft"):
+        arguments["T"] = 2.0
+    with pytest.raises(TypeError, match=rf"^{argument} must be a torch\.Tensor, got {type_name}$"):
+        getattr(kdlab_losses, function)(**arguments)
+
+
 def test_the_ends_of_the_range_are_accepted_everywhere():
     student, teacher, labels = make_batch(4, 5, seed=16)
     for T in (MIN_TEMPERATURE, MAX_TEMPERATURE):
@@ -349,9 +384,6 @@ def test_unchecked_fast_path_gives_the_same_loss_and_check_hyperparameters_refus
 
 
 # --- feature losses, against hand-written loops in numpy / float64 -------------------------------
-
-from kdlab import losses as kdlab_losses  # noqa: E402  (kept with the tests that use it)
-
 
 def reference_cosine_feature_loss(student, teacher):
     student, teacher = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (student, teacher))
@@ -417,7 +449,6 @@ def test_hint_loss_trains_the_student_and_its_regressor_but_not_the_teacher():
          r"same shape, got \(4, 16\) and \(4, 64\); pool"),
         ("cosine_feature_loss", torch.randn(16), torch.randn(16), r"features must be \(N, D\)"),
         ("cosine_feature_loss", torch.randn(0, 16), torch.randn(0, 16), "the batch is empty"),
-        ("cosine_feature_loss", [1.0, 2.0], torch.randn(2), "must be tensors, got list"),
         ("hint_loss", torch.randn(2, 4, 4, 4), torch.randn(2, 32, 4, 4), r"same shape.*regressor.*1x1 nn\.Conv2d"),
         ("hint_loss", torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2), r"\(2, 8, 4, 4\) and \(2, 8, 2, 2\)"),
         ("hint_loss", torch.randn(3), torch.randn(3), r"features must be \(N, C, H, W\)"),

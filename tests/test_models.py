@@ -102,3 +102,75 @@ def test_a_loss_on_an_intermediate_feature_trains_only_the_layers_below_it():
     first_conv, head = model[0], model[-1]
     assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
     assert head.weight.grad is None
+
+
+# --- specs and seeds are checked before torch sees them -----------------------------------------------
+
+DIGITS_MLP = mlp_spec((1, 8, 8), hidden=(16,))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"hidden": [-3]}, r"hidden\[0\] must be a whole number of at least 1, got -3"),
+    ({"hidden": [16, 0]}, r"hidden\[1\] must be a whole number of at least 1, got 0"),
+    ({"hidden": ["16"]}, r"hidden\[0\] must be a whole number of at least 1, got '16'"),
+    ({"hidden": [True]}, r"hidden\[0\] must be a whole number of at least 1, got True"),
+    ({"hidden": 16}, r"hidden must be a list of whole numbers of at least 1, got 16"),
+    ({"input_shape": [1, 0, 8]}, r"input_shape\[1\] must be a whole number of at least 1, got 0"),
+    ({"num_classes": 0}, r"num_classes must be a whole number of at least 1, got 0"),
+    ({"num_classes": 2.5}, r"num_classes must be a whole number of at least 1, got 2\.5"),
+    ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1\.0"),
+    ({"dropout": "0.5"}, r"dropout must be a number in \[0, 1\), got '0\.5'"),
+])
+def test_an_mlp_spec_with_an_impossible_value_names_the_field(change, match):
+    with pytest.raises(ValueError, match=f"^{match}$"):
+        build_model({**DIGITS_MLP, **change})
+
+
+@pytest.mark.parametrize("spec, match", [
+    (cnn_spec((3, 32, 32), channels=(8, 16)) | {"channels": [8, -16]}, r"channels\[1\] must be .* got -16"),
+    (convnet_spec((1, 28, 28)) | {"hidden": 0}, r"hidden must be a whole number of at least 1, got 0"),
+    (convnet_spec((1, 28, 28)) | {"channels": ["32"]}, r"channels\[0\] must be .* got '32'"),
+    ({"family": "gpt", "vocab_size": 50, "context": 16, "width": -8, "depth": 1, "heads": 2, "dropout": 0.0},
+     r"width must be a whole number of at least 1, got -8"),
+    ({"family": "gpt", "vocab_size": 50, "context": 16, "width": 10, "depth": 1, "heads": 4, "dropout": 0.0},
+     r"width \(10\) must be a multiple of heads \(4\)"),
+])
+def test_other_families_name_the_impossible_field(spec, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(spec)
+
+
+@pytest.mark.parametrize("builder, arguments", [
+    (mlp_spec, {"input_shape": (1, 8, 8), "hidden": (-3,)}),
+    (cnn_spec, {"input_shape": (3, 32, 32), "channels": (0,)}),
+    (convnet_spec, {"input_shape": (1, 28, 28), "hidden": "128"}),
+    (student_spec, {"input_shape": None}),
+    (teacher_spec, {"input_shape": (1, -8, 8)}),
+])
+def test_spec_builders_refuse_impossible_sizes_at_once(builder, arguments):
+    with pytest.raises(ValueError, match="must be"):
+        builder(**arguments)
+
+
+@pytest.mark.parametrize("size", [["small"], None, 30])
+def test_student_spec_names_the_sizes_it_knows(size):
+    with pytest.raises(ValueError, match=r"unknown student size .*; choose one of \['large', 'medium', 'small', 'tiny"):
+        student_spec((1, 8, 8), size)
+
+
+@pytest.mark.parametrize("seed, error", [
+    (2**70, ValueError), (2**64, ValueError), (-1, ValueError), ("1", TypeError), (1.5, TypeError), (True, TypeError),
+])
+def test_a_seed_outside_zero_to_two_to_the_64_is_refused(seed, error):
+    with pytest.raises(error, match=rf"^seed must be a whole number in \[0, 2\*\*64\), got {seed!r}$"):
+        build_model(DIGITS_MLP, seed=seed)
+
+
+def test_the_largest_seed_and_numpy_integers_are_accepted():
+    import numpy as np
+
+    largest = build_model(DIGITS_MLP, seed=2**64 - 1)
+    assert count_parameters(largest) == count_parameters(build_model(DIGITS_MLP))
+    numpy_seeded, int_seeded = build_model(DIGITS_MLP, seed=np.int64(7)), build_model(DIGITS_MLP, seed=7)
+    for a, b in zip(numpy_seeded.parameters(), int_seeded.parameters()):
+        assert torch.equal(a, b)
