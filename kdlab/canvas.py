@@ -9,17 +9,51 @@ its bars, so the two never disagree.
 
 The slider keeps T on a log scale, steps between `stops` with the arrow keys (PageUp/PageDown:
 five stops, Home/End: the ends), sends at most one value per frame while dragged, and takes a
-typed value in its readout (Enter): out of range it is clamped, and the kernel is told.
+typed value in its readout (Enter): out of range it is clamped, and the kernel is told; text that is not
+a number is refused, and the kernel is told that too, so the page can say why.
+The readout reads numbers by the grammar links are read by (`NUMBER_PATTERN`, `parse_number`), and a
+whole-number slider rounds half up (`round_half_up`) in the page as in the kernel.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import anywidget
 import traitlets
 
-__all__ = ["Chart", "Slider"]
+__all__ = ["Chart", "NUMBER_PATTERN", "PARSE_NUMBER_JS", "Slider", "parse_number", "round_half_up"]
+
+# Plain decimal numbers only: optional sign, digits, optional fraction, optional exponent, spaces around. Python's
+# float() alone would also take "1_0", fullwidth digits, "nan" and "inf"; JavaScript's Number() "0x10" and "Infinity".
+NUMBER_PATTERN = r"[ \t\u00a0]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\u00a0]*"
+
+
+def parse_number(text: str) -> float | None:
+    """The finite number `text` writes by NUMBER_PATTERN, else None: what a link and the readout accept."""
+    if re.fullmatch(NUMBER_PATTERN, text) is None:
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def round_half_up(value: float) -> float:
+    """The one rounding rule of a whole-number slider, the page's `Math.floor(v + 0.5)`: Python's round()
+    takes 2.5 to 2 where the page would show 3."""
+    return float(math.floor(value + 0.5))
+
+
+# The readout's parser, the page's twin of parse_number (tests run it in Node beside the Python).
+PARSE_NUMBER_JS = f"""
+const NUMBER = new RegExp({json.dumps(f"^(?:{NUMBER_PATTERN})$")});
+function parseNumber(text) {{
+  if (!NUMBER.test(text)) return null;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : null;
+}}
+"""
 
 _CHART_ESM = r"""
 const FONT = "12px sans-serif";
@@ -248,7 +282,9 @@ function render({ model, el }) {
 export default { render };
 """
 
-_SLIDER_ESM = r"""
+_SLIDER_ESM = PARSE_NUMBER_JS + r"""
+const roundHalfUp = (v) => Math.floor(v + 0.5);
+
 function render({ model, el }) {
   const label = document.createElement("label"), range = document.createElement("input");
   const readout = document.createElement("div");
@@ -264,8 +300,9 @@ function render({ model, el }) {
   const low = () => model.get("low"), high = () => model.get("high"), log = () => model.get("log");
   const position = (v) => (log() ? Math.log(v / low()) / Math.log(high() / low()) : (v - low()) / (high() - low()));
   const valueAt = (p) => (log() ? low() * Math.pow(high() / low(), p) : low() + p * (high() - low()));
-  const rounded = (v) => (log() ? Number(v.toPrecision(model.get("precision")))
-                                : Number(v.toFixed(model.get("precision"))));
+  const rounded = (v) => (model.get("whole") ? roundHalfUp(v)
+                          : log() ? Number(v.toPrecision(model.get("precision")))
+                          : Number(v.toFixed(model.get("precision"))));
   const show = () => {
     const v = model.get("value");
     range.value = position(v);
@@ -297,12 +334,17 @@ function render({ model, el }) {
     send(next);
   });
   const commit = () => {
-    const text = readout.textContent.trim(), typed = Number(text);
-    if (text === "" || !Number.isFinite(typed)) { readout.textContent = String(rounded(model.get("value"))); return; }
+    const text = readout.textContent, typed = parseNumber(text);
+    if (typed === null) {
+      readout.textContent = String(rounded(model.get("value")));
+      model.send({ refused: text });
+      return;
+    }
     const clamped = Math.min(Math.max(typed, low()), high());
-    send(clamped);
+    const value = model.get("whole") ? roundHalfUp(clamped) : clamped;
+    send(value);
     if (clamped !== typed) model.send({ clamped: typed, to: clamped });
-    readout.textContent = String(rounded(clamped));
+    readout.textContent = String(rounded(value));
   };
   readout.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); commit(); readout.blur(); }
@@ -339,8 +381,9 @@ class Chart(anywidget.AnyWidget):
 class Slider(anywidget.AnyWidget):
     """A slider over [low, high], on a log scale if `log`, whose arrow keys step between `stops`.
 
-    Values set from Python are clamped to the range too; `on_clamp(callback)` hears of every
-    clamped value, typed in the browser or set here, as callback(asked, given).
+    Values set from Python are clamped to the range too (and rounded half up if `whole`);
+    `on_clamp(callback)` hears of every clamped value, typed in the browser or set here, as
+    callback(asked, given); `on_refuse(callback)` of every text the readout refused, as callback(text).
     """
 
     _esm = _SLIDER_ESM
@@ -351,15 +394,19 @@ class Slider(anywidget.AnyWidget):
     log = traitlets.Bool(False).tag(sync=True)
     stops = traitlets.List(traitlets.Float()).tag(sync=True)
     precision = traitlets.Int(3).tag(sync=True)  # significant digits on a log scale, else decimals
+    whole = traitlets.Bool(False).tag(sync=True)  # whole numbers only
     description = traitlets.Unicode().tag(sync=True)
 
     def __init__(self, **kwargs):
-        self._clamp_callbacks = []
+        self._clamp_callbacks, self._refuse_callbacks = [], []
         super().__init__(**kwargs)
-        self.on_msg(self._on_browser_clamp)
+        self.on_msg(self._on_browser_message)
 
     def on_clamp(self, callback) -> None:
         self._clamp_callbacks.append(callback)
+
+    def on_refuse(self, callback) -> None:
+        self._refuse_callbacks.append(callback)
 
     @traitlets.validate("value")
     def _clamp(self, proposal):
@@ -370,8 +417,12 @@ class Slider(anywidget.AnyWidget):
         if clamped != value:
             for callback in self._clamp_callbacks:
                 callback(value, clamped)
-        return clamped
+        return round_half_up(clamped) if self.whole else clamped
 
-    def _on_browser_clamp(self, widget, content, buffers) -> None:
-        for callback in self._clamp_callbacks:
-            callback(content["clamped"], content["to"])
+    def _on_browser_message(self, widget, content, buffers) -> None:
+        if "refused" in content:
+            for callback in self._refuse_callbacks:
+                callback(str(content["refused"]))
+        else:
+            for callback in self._clamp_callbacks:
+                callback(content["clamped"], content["to"])

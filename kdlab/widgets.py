@@ -5,22 +5,25 @@ kdlab.canvas draws the charts in the browser; kdlab.explorer_data loads what the
 of a slider costs a few milliseconds in the kernel and one repaint in the browser.
 A view can be shared as a link: Voilà hands the page's query string to the kernel
 (`?T=8&alpha=0.5&example=12&hide=grid,train`), and `Explorer.from_query` opens with it.
+A link is anyone's text: what the page echoes of it is escaped, shortened and listed a few names at a time.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 import math
 import os
+import re
 import time
 import urllib.parse
 
 import ipywidgets as widgets
 
 from kdlab import experiment
-from kdlab.canvas import Chart, Slider
+from kdlab.canvas import NUMBER_PATTERN, Chart, Slider, parse_number, round_half_up
 from kdlab.explorer_data import ExplorerData, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.panels import (
@@ -46,35 +49,59 @@ T_STOPS = sorted({float(f"{0.5 * 2 ** (k / 3):.2g}") for k in range(20)} | {T_RA
 ALPHA_STOPS = [k / 20 for k in range(21)]
 HIDEABLE = ("picture", "soft", "loss", "gradients", "grid", "train")  # what `hide=` in a link may name
 VOILA_PARAMETERS = ("voila-template", "voila-theme", "template", "theme")  # Voilà's own: not ours to judge
+ECHO_CHARACTERS = 40  # of one text from a link or the readout, echoed on the page
+ECHO_NAMES = 5  # unknown names from a link, listed on the page
 
 
 def parse_view(query: str, examples: int) -> tuple[dict, list[str]]:
     """(settings, notes): what a link's query string asks for, each value clamped to its range or
-    ignored, with one note per value changed or ignored, for the page to show."""
+    ignored, with one note per value changed or ignored, for the page to show (as text: see _note)."""
     fields = urllib.parse.parse_qs(query or "", keep_blank_values=True)
     settings, notes = {}, []
     for key, (low, high) in (("T", T_RANGE), ("alpha", ALPHA_RANGE), ("example", (0, examples - 1))):
         if key not in fields:
             continue
         text = fields.pop(key)[-1]
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            notes.append(f"{key}={text!r} in the link is not a number: ignored")
+        value = parse_number(text)
+        if value is None:
+            notes.append(f"{key}={_quoted(text)} in the link {_why_refused(text)}: ignored")
             continue
-        given = min(max(round(value) if key == "example" else value, low), high)
-        if given != value:
-            notes.append(f"{key}={text} in the link is outside {low:g} to {high:g}: {given:g} is shown")
+        clamped = min(max(value, low), high)
+        given, shown = round_half_up(clamped) if key == "example" else clamped, _shorten(text, ECHO_CHARACTERS)
+        if clamped != value:
+            notes.append(f"{key}={shown} in the link is outside {low:g} to {high:g}: {given:g} is shown")
+        elif given != value:
+            notes.append(f"{key}={shown} in the link is not a whole number: {given:g} is shown")
         settings[key] = given
     asked = [name for part in fields.pop("hide", []) for name in part.split(",") if name]
     settings["hide"] = tuple(name for name in asked if name in HIDEABLE)
     if unknown := [name for name in asked if name not in HIDEABLE]:
-        notes.append(f"hide={','.join(unknown)} in the link names no panel (known: {', '.join(HIDEABLE)}): ignored")
+        notes.append(f"hide={_echo_names(unknown)} in the link names no panel (known: {', '.join(HIDEABLE)}): "
+                     "ignored")
     if unknown := [key for key in fields if key not in VOILA_PARAMETERS]:
-        notes.append(f"{', '.join(unknown)} in the link: not a setting of the explorer, ignored")
+        notes.append(f"{_echo_names(unknown)} in the link: not a setting of the explorer, ignored")
     return settings, notes
+
+
+def _why_refused(text: str) -> str:
+    """Why parse_number refused `text`, in words for the page."""
+    if re.fullmatch(NUMBER_PATTERN, text):
+        return "is too large"
+    return "is not a number (write it as 8, 0.5 or 1e-3)"
+
+
+def _shorten(text: str, characters: int) -> str:
+    return text if len(text) <= characters else text[:characters - 1] + "…"
+
+
+def _quoted(text: str) -> str:
+    """Someone's text as the page repeats it: quoted, and shortened to ECHO_CHARACTERS."""
+    return repr(_shorten(text, ECHO_CHARACTERS))
+
+
+def _echo_names(names: list[str]) -> str:
+    listed = ", ".join(_quoted(name) for name in names[:ECHO_NAMES])
+    return listed + (f" and {len(names) - ECHO_NAMES} more" if len(names) > ECHO_NAMES else "")
 
 
 def view_query(T: float, alpha: float, example: int, hide=()) -> str:
@@ -92,16 +119,22 @@ def _report_errors(handler):
         try:
             return handler(self, *args, **kwargs)
         except Exception as error:  # shown to the user, not swallowed
-            self.status.value = f"<b style='color:#b00'>Could not update: {error}</b>"
+            self.status.value = _alert(f"Could not update: {_shorten(str(error), 200)}")
     return wrapper
 
 
-def _small(html: str) -> str:
-    return f"<div style='font-size:12px; line-height:1.35'>{html}</div>"
+def _small(markup: str) -> str:
+    return f"<div style='font-size:12px; line-height:1.35'>{markup}</div>"
 
 
 def _note(text: str) -> str:
-    return f"<div style='color:#a60; font-size:12px; line-height:1.35'>{text}</div>"
+    """A line of plain text for the status line, escaped: it may repeat a link's or an error's text."""
+    return f"<div style='color:#a60; font-size:12px; line-height:1.35'>{html.escape(text, quote=False)}</div>"
+
+
+def _alert(text: str) -> str:
+    """A line of plain text in red for the status line, escaped as _note."""
+    return f"<b style='color:#b00'>{html.escape(text, quote=False)}</b>"
 
 
 class Explorer:
@@ -123,7 +156,7 @@ class Explorer:
         self.alpha = self._slider("α", "kdlab-alpha", value=alpha, low=ALPHA_RANGE[0], high=ALPHA_RANGE[1],
                                   stops=ALPHA_STOPS, precision=2)
         self.example = self._slider("test image", "kdlab-example", value=example, low=0, high=len(data.test) - 1,
-                                    stops=list(range(len(data.test))), precision=0)
+                                    stops=list(range(len(data.test))), precision=0, whole=True)
         self.train_button = widgets.Button(description="Train now", button_style="primary", icon="play",
                                            tooltip="Distil a student at the chosen T and α").add_class("kdlab-train")
         self.progress = widgets.IntProgress(value=0, min=0, max=data.epochs, description="epochs",
@@ -175,6 +208,7 @@ class Explorer:
     def _slider(self, description: str, css_class: str, **options) -> Slider:
         slider = Slider(description=description, **options).add_class(css_class)
         slider.on_clamp(functools.partial(self._on_clamp, slider))
+        slider.on_refuse(functools.partial(self._on_refuse, slider))
         return slider
 
     def _repr_mimebundle_(self, **kwargs):
@@ -222,13 +256,21 @@ class Explorer:
             self._last_good[slider] = slider.value
             return False
         slider.value = self._last_good[slider]
-        self.status.value = f"<b style='color:#b00'>{name} must be a number; kept {slider.value:.3g}.</b>"
+        self.status.value = _alert(f"{name} must be a number; kept {slider.value:.3g}.")
         return True
 
     def _on_clamp(self, slider: Slider, asked: float, given: float) -> None:
-        text = (f"{slider.description} = {asked:g} is outside {slider.low:g} to {slider.high:g}: "
-                f"clamped to {given:g}.")
-        self._notice = (slider, given, text)
+        self._notify(slider, given, f"{slider.description} = {asked:g} is outside {slider.low:g} to "
+                                    f"{slider.high:g}: clamped to {given:g}.")
+
+    def _on_refuse(self, slider: Slider, text: str) -> None:
+        """Text typed into a readout that is no number: the page kept the value; say why."""
+        self._notify(slider, slider.value, f"{slider.description}: {_quoted(text)} {_why_refused(text)}; "
+                                           f"kept {slider.value:g}.")
+
+    def _notify(self, slider: Slider, value: float, text: str) -> None:
+        """Show `text` in the status line until `slider` leaves `value`."""
+        self._notice = (slider, value, text)
         self.status.value = _note(text)
 
     def update(self) -> None:

@@ -1,5 +1,6 @@
 """The explorer as users see it: served by Voila, driven in headless Chromium through Playwright.
 
+Every page is opened as in a classroom without internet: a request to any other machine is refused and recorded.
 Needs Debian's Chromium (`apt-get install -y chromium`); without it the test is skipped and says so.
 """
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PAGE_TIMEOUT_MS = 180_000  # Voila renders after the kernel has run the notebook: slow on a loaded machine
+THIS_MACHINE = ("127.0.0.1", "localhost")
 
 pytestmark = pytest.mark.browser
 
@@ -64,16 +67,43 @@ def explorer_url(tmp_path_factory, explorer_in_a_browser):
 
 
 @pytest.fixture
-def open_explorer(explorer_url, tmp_path):
+def outside_requests():
+    """The addresses on other machines that the test's pages asked for (each refused)."""
+    return []
+
+
+@pytest.fixture
+def dialogs():
+    """The messages of the alert/confirm/prompt dialogs the test's pages opened (each dismissed)."""
+    return []
+
+
+@pytest.fixture
+def open_explorer(explorer_url, tmp_path, outside_requests, dialogs):
     """open_explorer(query, viewport) -> a Playwright page showing the explorer, once it has drawn."""
     from playwright.sync_api import expect, sync_playwright
 
     url, log = explorer_url
+
+    def keep_on_this_machine(route):
+        address = route.request.url
+        if urllib.parse.urlsplit(address).hostname in THIS_MACHINE or address.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside_requests.append(address)
+            route.abort()
+
+    def dismiss(dialog):
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
 
         def open_page(query: str = "", viewport=(1600, 1800), expected_T: str = "4"):
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.route("**/*", keep_on_this_machine)
+            page.on("dialog", dismiss)
             page.goto(url + query, timeout=PAGE_TIMEOUT_MS)
             try:
                 page.locator(".kdlab-temperature .widget-readout").wait_for(timeout=PAGE_TIMEOUT_MS)
@@ -88,7 +118,8 @@ def open_explorer(explorer_url, tmp_path):
             browser.close()
 
 
-def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open_explorer, tmp_path):
+def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open_explorer, outside_requests,
+                                                                           tmp_path):
     from playwright.sync_api import expect
 
     page = open_explorer()
@@ -105,6 +136,7 @@ def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open
     expect(panel_text).to_contain_text("T = 20:", timeout=60_000)
     after = _wait_for_change(panel, before)
     assert after != before, "the soft-target panel did not change after typing T = 20"
+    assert outside_requests == [], "the page asked another machine for something: without internet it would fail"
 
     # A bad value typed into the readout is clamped, and the page says so.
     readout.click()
@@ -143,8 +175,49 @@ def test_a_permalink_opens_with_its_settings_and_hides_what_it_names(open_explor
     expect(page.locator(".kdlab-grid")).to_be_hidden()
     expect(page.locator(".kdlab-train")).to_be_hidden()
     expect(page.locator(".kdlab-gradients canvas")).to_be_visible()
-    expect(page.locator(".kdlab-status")).to_contain_text("hide=nothing")
+    expect(page.locator(".kdlab-status")).to_contain_text("hide='nothing' in the link names no panel")
     expect(page.locator(".kdlab-link")).to_contain_text("?T=8&alpha=0.50&example=12&hide=grid,train")
+
+
+# Each would run script if the page took it for markup: an alert, or a global the test looks for.
+HOSTILE_LINK = {"example": "<img src=x onerror=alert(1)>", "T": "<img src=x onerror=__kdlab_pwned=1>",
+                "hide": "<img src=x onerror=alert(2)>", "<img src=x onerror=__kdlab_pwned=2>": "1"}
+
+
+def test_a_hostile_link_shows_its_text_and_runs_nothing(open_explorer, dialogs):
+    from playwright.sync_api import expect
+
+    page = open_explorer("?" + urllib.parse.urlencode(HOSTILE_LINK))
+    status = page.locator(".kdlab-status")
+    for text in ("example='<img src=x onerror=alert(1)>' in the link is not a number",
+                 "T='<img src=x onerror=__kdlab_pwned=1>' in the link is not a number",
+                 "hide='<img src=x onerror=alert(2)>' in the link names no panel",
+                 "'<img src=x onerror=__kdlab_pwned=2>' in the link: not a setting"):
+        expect(status).to_contain_text(text)
+    expect(status.locator("img")).to_have_count(0)
+    page.wait_for_timeout(1000)  # time for an injected image's error handler to have run
+    assert page.evaluate("typeof window.__kdlab_pwned") == "undefined"
+    assert dialogs == []
+
+
+def test_readouts_say_why_they_refuse_text_and_round_the_example_as_the_kernel_does(open_explorer):
+    from playwright.sync_api import expect
+
+    page = open_explorer()
+    status, temperature = page.locator(".kdlab-status"), page.locator(".kdlab-temperature .widget-readout")
+    for text, reason in (("garbage", "is not a number"), ("NaN", "is not a number"), ("0x10", "is not a number"),
+                         ("1e309", "is too large")):
+        temperature.click()
+        temperature.fill(text)
+        temperature.press("Enter")
+        expect(status).to_contain_text(f"T: '{text}' {reason}", timeout=30_000)
+        expect(temperature).to_have_text("4")
+    example = page.locator(".kdlab-example .widget-readout")
+    example.click()
+    example.fill("3.7")
+    example.press("Enter")
+    expect(example).to_have_text("4")
+    expect(page.locator(".kdlab-link")).to_contain_text("example=4", timeout=30_000)  # the kernel draws #4 too
 
 
 def test_the_explorer_fits_a_1280x720_projector(open_explorer):

@@ -3,7 +3,12 @@ setting .value in Python, read back through what they send to the browser (chart
 
 import base64
 import dataclasses
+import html
+import json
 import math
+import shutil
+import subprocess
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -11,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from traitlets import TraitError
 
-from kdlab import checkpoints, explorer_data, panels, widgets
+from kdlab import canvas, checkpoints, explorer_data, panels, widgets
+from kdlab.canvas import parse_number
 from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
@@ -274,10 +280,108 @@ def test_a_link_opens_the_explorer_with_its_settings_and_hidden_panels(data):
 def test_bad_values_in_a_link_are_clamped_or_ignored_and_the_page_says_so(data):
     explorer = Explorer.from_query(data, "T=hot&alpha=3&example=-2&hide=grid,nothing&colour=red")
     assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (4.0, 1.0, 0)
-    for note in ("T='hot' in the link is not a number: ignored", "alpha=3 in the link is outside 0 to 1",
-                 "hide=nothing", "colour in the link"):
+    for note in ("T='hot' in the link is not a number (write it as 8, 0.5 or 1e-3): ignored",
+                 "alpha=3 in the link is outside 0 to 1", "hide='nothing'", "'colour' in the link"):
         assert note in explorer.status.value
     assert explorer.parts["grid"].layout.display == "none"
+
+
+SCRIPT = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("query", [f"example={SCRIPT}", f"T={SCRIPT}", f"hide={SCRIPT}",
+                                   urllib.parse.urlencode({SCRIPT: 1}), f"alpha=3&example=1{SCRIPT}"])
+def test_text_from_a_link_reaches_the_page_as_text_never_as_markup(data, query):
+    explorer = Explorer.from_query(data, query)
+    assert "<img" not in explorer.status.value
+    assert html.escape(SCRIPT) in explorer.status.value or html.escape("1" + SCRIPT) in explorer.status.value
+
+
+def test_a_long_link_is_echoed_shortened_and_in_a_few_lines(data):
+    long_key, long_value = "k" * 60_000, "9" * 60_000
+    many_keys = "&".join(f"key{index}=1" for index in range(1000))
+    explorer = Explorer.from_query(data, f"{long_key}=1&T={long_value}&hide={long_key}&{many_keys}")
+    assert len(explorer.status.value) < 3000
+    assert "k" * 39 + "…" in explorer.status.value and "k" * 41 not in explorer.status.value
+    assert "'key0', 'key1'" in explorer.status.value and "and 996 more" in explorer.status.value
+
+
+def test_an_error_shown_on_the_page_is_escaped_and_shortened(explorer, monkeypatch):
+    def broken(*args):
+        raise RuntimeError(SCRIPT + "x" * 5000)
+    monkeypatch.setattr(widgets, "all_panels", broken)
+    explorer.temperature.value = 3.0
+    assert "Could not update: " + html.escape(SCRIPT) in explorer.status.value
+    assert "<img" not in explorer.status.value and len(explorer.status.value) < 500
+
+
+@pytest.mark.parametrize("query, shown, note", [
+    ("example=3.5", 4, "example=3.5 in the link is not a whole number: 4 is shown"),
+    ("example=2.5", 3, "example=2.5 in the link is not a whole number: 3 is shown"),
+    ("example=3.2", 3, "example=3.2 in the link is not a whole number: 3 is shown"),
+    ("example=999.5", 29, "example=999.5 in the link is outside 0 to 29: 29 is shown"),
+])
+def test_a_fractional_example_in_a_link_is_said_to_be_rounded_half_up(data, query, shown, note):
+    explorer = Explorer.from_query(data, query)
+    assert explorer.example.value == shown
+    assert note in explorer.status.value
+    assert f"#{shown}:" in _chart(explorer, "picture")["title"]
+
+
+@pytest.mark.parametrize("text", ["1_0", "１０", "0x10", "nan", "NaN", "inf", "Infinity", "1e309", "--1", "1e", "",
+                                  "٣"])
+def test_a_link_takes_plain_decimal_numbers_only(text):
+    settings, notes = parse_view(f"alpha={urllib.parse.quote(text)}", examples=30)
+    assert "alpha" not in settings and notes and "in the link" in notes[0] and "ignored" in notes[0]
+
+
+@pytest.mark.parametrize("text, value", [("0.5", 0.5), (".5", 0.5), ("5.", 5.0), ("+1e1", 10.0), (" 1 ", 1.0),
+                                         ("1E0", 1.0), ("0.1e+2", 10.0), ("007", 7.0)])
+def test_a_link_takes_every_plain_decimal_number(text, value):
+    settings, notes = parse_view(f"T={urllib.parse.quote(text)}", examples=30)
+    assert settings["T"] == value and notes == []
+
+
+def test_a_fractional_example_set_in_python_is_rounded_half_up_as_the_page_rounds_it(explorer):
+    for value, whole in ((3.7, 4), (2.5, 3), (3.5, 4), (3.2, 3)):
+        explorer.example.value = value
+        assert explorer.example.value == whole
+        assert _chart(explorer, "picture")["title"].startswith(f"#{whole}:")
+
+
+@pytest.mark.parametrize("text, reason", [("garbage", "is not a number"), ("NaN", "is not a number"),
+                                          ("Infinity", "is not a number"), ("0x10", "is not a number"),
+                                          ("1e309", "is too large"), (SCRIPT, "is not a number")])
+def test_a_refused_readout_text_is_explained_in_the_status_line(explorer, text, reason):
+    explorer.temperature.value = 2.0
+    explorer.temperature._on_browser_message(explorer.temperature, {"refused": text}, [])
+    assert f"T: {html.escape(repr(text), quote=False)} {reason}" in explorer.status.value
+    assert "kept 2" in explorer.status.value and "<img" not in explorer.status.value
+    explorer.alpha.value = 0.4  # another slider's move keeps the note; a move of T clears it
+    assert reason in explorer.status.value
+    explorer.temperature.value = 3.0
+    assert explorer.status.value == "&nbsp;"
+
+
+PARSER_INPUTS = ["8", "0.5", ".5", "5.", "-3", "+2", "1e3", "1E-3", "1e309", "-1e309", "1e-400", " 8 ", "\t8",
+                 "\u00a08\u00a0", "", " ", "1_0", "１０", "٣", "0x10", "0b1", "0o7", "NaN", "nan", "Infinity",
+                 "-Infinity", "inf", "1e", "e3", ".", "+", "--1", "1.2.3", "1,5", "8\n", "\n8", "1 0", "0.1e+2",
+                 "00012", "1" * 400, "<img src=x onerror=alert(1)>"]
+
+
+def test_the_page_and_the_kernel_read_numbers_by_one_grammar():
+    """The readout's JavaScript parser (run in Node) and the link's Python parser agree on every input."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no Node.js to run the readout's parser (apt-get install -y nodejs)")
+    script = (f"{canvas.PARSE_NUMBER_JS}\nconst inputs = JSON.parse(process.argv[1]);\n"
+              f"console.log(JSON.stringify(inputs.map((text) => parseNumber(text))));")
+    result = subprocess.run([node, "-e", script, json.dumps(PARSER_INPUTS)], capture_output=True, text=True,
+                            check=True)
+    in_the_page = json.loads(result.stdout)
+    in_the_kernel = [parse_number(text) for text in PARSER_INPUTS]
+    assert in_the_page == in_the_kernel
+    assert in_the_kernel[:4] == [8.0, 0.5, 0.5, 5.0] and in_the_kernel.count(None) > 20  # not all refused
 
 
 def test_a_link_round_trips_through_view_query():
