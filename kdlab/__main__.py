@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from kdlab import distributed, experiment, language
-from kdlab.checkpoints import is_checkpoint, write_text_atomically
+from kdlab.checkpoints import collect_unsaved, is_cache_file, is_checkpoint, report_unsaved, write_text_atomically
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
 from kdlab.device import pick_device
 from kdlab.experiment import compare_students, load_or_train_teacher
@@ -39,34 +42,89 @@ def main(argv=None) -> int:
         check_outputs(arguments)
     except ValueError as error:
         parser.error(str(error))
+    with stop_signals() as received, collect_unsaved() as unsaved:
+        code = run(arguments, device, received)
+        if unsaved and code == 0:
+            print(f"error: results were printed but not all saved: {'; '.join(unsaved)}", file=sys.stderr)
+            return 1
+        return code
+
+
+def run(arguments, device, received: list) -> int:
+    """The command's exit status: 1 for an error, 128 + the signal's number (130 for Ctrl-C, 143 for
+    SIGTERM) for an interruption, whose message says what had finished."""
     try:
         return arguments.run(arguments, device)
     except (DatasetUnavailable, ValueError) as error:  # CheckpointError and CorpusError are ValueErrors
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except TrainingInterrupted as stop:
-        print(f"Interrupted: {stop.message}.", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("Interrupted before training started; nothing was written.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # TrainingInterrupted is one
+        number = received[0] if received else signal.SIGINT
+        how = "Interrupted" if number == signal.SIGINT else f"Stopped by {signal.Signals(number).name}"
+        if isinstance(stop, TrainingInterrupted):
+            print(f"{how}: {stop.message}.", file=sys.stderr)
+        else:
+            print(f"{how} before anything finished; nothing was written.", file=sys.stderr)
+        return 128 + number
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """SIGINT (Ctrl-C) and SIGTERM (`timeout`, Slurm, `docker stop`) while the block runs: the first raises
+    KeyboardInterrupt, which training loops turn into TrainingInterrupted, and its number goes into the list
+    this yields; later ones are ignored, so that the shutdown (the table, the --json) ends without a
+    traceback. A signal this process was started ignoring stays ignored; the old handlers come back after."""
+    received: list[int] = []
+
+    def stop(number, frame):
+        if not received:
+            received.append(number)
+            raise KeyboardInterrupt
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
+        for number in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(number) not in (signal.SIG_IGN, None):
+                previous[number] = signal.signal(number, stop)
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def check_outputs(arguments) -> None:
-    """Refuse, before any work, outputs that could only fail after it: a --json that is a folder, a
-    checkpoint or unwritable, and a --data-root that is a file or unwritable."""
+    """Refuse, before any work, outputs that could only fail after it or destroy what is not theirs:
+    an empty --data-root, or one that is a file or unwritable, and a --json that _check_json_target refuses."""
+    if not arguments.data_root.strip():
+        raise ValueError("--data-root needs a folder name, got an empty one (. is the current folder)")
     data_root = Path(arguments.data_root)
     if data_root.exists() and not data_root.is_dir():
         raise ValueError(f"--data-root {data_root} is a file; give a folder for datasets and checkpoints")
     _check_writable_folder(data_root, "--data-root")
-    if getattr(arguments, "json", None):
-        target = Path(arguments.json)
-        if target.is_dir():
-            raise ValueError(f"--json {target} is a folder; give a file name such as {target / 'results.json'}")
-        if is_checkpoint(target):
-            raise ValueError(f"--json {target} is a kdlab checkpoint; writing JSON over it would destroy it. "
-                             "Choose another file name")
-        _check_writable_folder(target.parent, "--json")
+    if getattr(arguments, "json", None) is not None:
+        _check_json_target(arguments.json, data_root)
+
+
+def _check_json_target(name: str, data_root: Path) -> None:
+    """--json gets a new regular file or replaces one that is not kdlab's own: never a folder, a device,
+    a FIFO or a socket, a symbolic link (the atomic rename would replace the link, not the file it
+    points to), a checkpoint, or a cache file in the data root."""
+    if not name.strip():
+        raise ValueError("--json needs a file name, got an empty one")
+    target = Path(name)
+    if target.is_symlink():
+        raise ValueError(f"--json {target} is a symbolic link; results are renamed into place, which would replace "
+                         f"the link, not the file it points to. Give that file's own path ({target.resolve()})")
+    if target.is_dir():
+        raise ValueError(f"--json {target} is a folder; give a file name such as {target / 'results.json'}")
+    if target.exists() and not target.is_file():
+        raise ValueError(f"--json {target} is not a regular file (a device, a FIFO or a socket); "
+                         "results are written only to regular files")
+    if is_checkpoint(target) or is_cache_file(target, data_root):
+        raise ValueError(f"--json {target} is a file kdlab manages (a checkpoint, or a cache in {data_root}); "
+                         "writing JSON over it would destroy it. Choose another file name")
+    _check_writable_folder(target.parent, "--json")
 
 
 def _check_writable_folder(folder: Path, option: str) -> None:
@@ -252,8 +310,13 @@ def results_table(results: dict) -> str:
 
 
 def write_json(path, payload) -> None:
+    """Write `payload` to --json `path`; a failure (a full disk) is one line, and main's exit status says it."""
     if path and distributed.is_main_process():
-        write_text_atomically(path, json.dumps(payload, indent=2))
+        try:
+            write_text_atomically(path, json.dumps(payload, indent=2))
+        except OSError as error:
+            report_unsaved(path, error, "the results", kept_in_memory=False)
+            return
         print(f"wrote {path}")
 
 
@@ -268,7 +331,7 @@ def _option(kind, check):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a{'' if kind is int else ' real'} number, "
+            raise argparse.ArgumentTypeError(f"expected a {'whole' if kind is int else 'real'} number, "
                                              f"got {text!r}") from None
         try:
             check(value)
@@ -361,4 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status > 128:  # stopped by a signal: one more while Python shuts down must not print a traceback
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+    sys.exit(status)

@@ -5,7 +5,14 @@ leaves half a file; loaded with `torch.load(weights_only=True)`, which refuses a
 code. The model spec travels with the weights, so a checkpoint rebuilds its own network and a
 mismatch is caught with a message rather than a shape error deep inside torch. A SHA-256 of the
 tensors travels too, so flipped bytes are caught instead of loading silently. Every way a file can
-be damaged, malformed or foreign is one CheckpointError with a one-line message.
+be damaged, malformed or foreign is one CheckpointError with a one-line message; so is metadata of
+the wrong type, which the SHA-256 does not cover.
+
+Only regular files are ever replaced: a folder, a device (/dev/null), a FIFO, a socket or a symbolic
+link at the target is refused, never renamed over. Each save is fsync-ed before its rename (and the
+folder after it), so a power cut cannot leave an empty file behind a save that had completed. A save
+that fails all the same (a full disk, a read-only mount) is reported in one line by load_or_compute,
+which carries on with what it computed; `collect_unsaved` lets a caller (the CLI) say so at the end.
 
 Files get the user's umask, like any file the user creates. A save killed midway (SIGKILL) leaves
 its `.NAME.<random>.tmp` behind; the next save of NAME removes such files once they are stale:
@@ -15,10 +22,17 @@ file until it is renamed, so a concurrent writer's file is never taken for an or
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+import io
+import math
 import os
 import re
+import reprlib
 import secrets
+import stat
+import sys
 import time
 from pathlib import Path
 
@@ -29,8 +43,9 @@ import kdlab
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model
 
-__all__ = ["CheckpointError", "cache_path", "is_checkpoint", "load_checkpoint", "load_or_compute", "load_or_train",
-           "save_checkpoint", "tensors_sha256", "write_text_atomically"]
+__all__ = ["CheckpointError", "cache_path", "collect_unsaved", "is_cache_file", "is_checkpoint", "load_checkpoint",
+           "load_or_compute", "load_or_train", "report_unsaved", "save_checkpoint", "tensors_sha256",
+           "write_text_atomically"]
 
 try:
     import fcntl
@@ -43,7 +58,18 @@ _ZIP_MAGIC = b"PK\x03\x04"  # what torch.save writes first
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, or not the one that was asked for."""
+    """A checkpoint is missing, corrupt, or not the one that was asked for.
+
+    `reason` is the problem alone; the message adds `advice`, what the user should do, which a caller
+    that rebuilds the file itself (load_or_compute) leaves out.
+    """
+
+    def __init__(self, reason: str, advice: str = ""):
+        super().__init__(f"{reason}; {advice}" if advice else reason)
+        self.reason = reason
+
+
+_RETRAIN = "delete it and train again"
 
 
 def _one_line(text) -> str:
@@ -82,13 +108,42 @@ def _remove_stale_temporaries(path: Path) -> None:
             candidate.unlink(missing_ok=True)
 
 
-def _write_atomically(path, write) -> Path:
-    """Call write(binary_file) on a temp file beside `path`, then rename it over `path`.
+def _not_a_regular_file(path: Path) -> str | None:
+    """What `path` is if it exists but is not a regular file ("a folder", ...), else None; links are not followed."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return {stat.S_IFDIR: "a folder", stat.S_IFLNK: "a symbolic link"}.get(stat.S_IFMT(mode),
+                                                                         "a device, FIFO or socket")
 
-    The temp file is created with mode 0o666, so the kernel applies the user's umask; it stays
-    flock-ed until the rename, so another save's cleanup cannot mistake it for an orphan.
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename inside it survives a power cut; where folders cannot be opened
+    (Windows) the rename is left to the file system."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _write_atomically(path, write) -> Path:
+    """Call write(binary_file) on a temp file beside `path`, fsync it, then rename it over `path`.
+
+    Refuses (OSError) to replace anything but a regular file. The temp file is created with mode 0o666,
+    so the kernel applies the user's umask; it stays flock-ed until the rename, so another save's
+    cleanup cannot mistake it for an orphan.
     """
     path = Path(path)
+    what = _not_a_regular_file(path)
+    if what:
+        raise FileExistsError(f"{path} is {what}; kdlab replaces only regular files")
     _remove_stale_temporaries(path)
     while True:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
@@ -104,6 +159,7 @@ def _write_atomically(path, write) -> Path:
                 fcntl.flock(file, fcntl.LOCK_EX)
             write(file)
             file.flush()
+            os.fsync(file.fileno())
             if fcntl is not None:  # renamed while still locked: never a moment where it looks orphaned
                 os.replace(temporary, path)
         if fcntl is None:  # Windows cannot rename an open file
@@ -111,6 +167,7 @@ def _write_atomically(path, write) -> Path:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
     return path
 
 
@@ -151,17 +208,53 @@ def save_checkpoint(path, model: nn.Module, spec: dict, **metadata) -> Path:
         "state_dict": state_dict,
         "sha256": tensors_sha256(state_dict),
     }
-    return _write_atomically(path, lambda file: torch.save(payload, file))
+    serialized = io.BytesIO()  # torch's zip writer turns a full disk into a RuntimeError: keep it off the disk
+    torch.save(payload, serialized)
+    return _write_atomically(path, lambda file: file.write(serialized.getbuffer()))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_fraction(value) -> bool:
+    return _is_number(value) and 0 <= value <= 1
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# The metadata kdlab writes, by key: what its value must be. The SHA-256 covers only the weights, so
+# these are checked on every load; a key not listed here is a plain value weights_only has let through.
+METADATA_TYPES = {
+    "accuracy": (_is_fraction, "a number in [0, 1]"),
+    **dict.fromkeys(("epochs", "steps", "seed", "jitter", "transfer_size", "epochs_requested", "steps_requested"),
+                    (_is_count, "a whole number")),
+    **dict.fromkeys(("validation_loss", "seconds"), (_is_number, "a finite number")),
+    **dict.fromkeys(("dataset", "corpus", "fingerprint", "kdlab_version"), (lambda value: isinstance(value, str),
+                                                                           "a text")),
+    "curve": (lambda value: isinstance(value, list) and all(map(_is_fraction, value)),
+              "a list of numbers in [0, 1]"),
+    "history": (lambda value: isinstance(value, dict), "a dictionary"),
+    "interrupted": (lambda value: isinstance(value, bool), "True or False"),
+}
+
+
+def _check_metadata(path: Path, metadata: dict) -> None:
+    for key, (fits, description) in METADATA_TYPES.items():
+        if key in metadata and not fits(metadata[key]):
+            raise CheckpointError(_one_line(f"{path} is malformed: its metadata has {key}="
+                                            f"{reprlib.repr(metadata[key])}, not {description}"), _RETRAIN)
 
 
 def _checked_payload(path: Path, payload) -> dict:
     """The payload if it is a well-formed, undamaged kdlab checkpoint; otherwise CheckpointError."""
-    advice = "delete it and train again"
     if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith("kdlab-checkpoint/"):
-        raise CheckpointError(f"{path} is not a kdlab checkpoint (expected format {FORMAT}); {advice}")
+        raise CheckpointError(f"{path} is not a kdlab checkpoint (expected format {FORMAT})", _RETRAIN)
     if payload["format"] != FORMAT:
         raise CheckpointError(f"{path} has the outdated format {payload['format']} (this kdlab writes "
-                              f"{FORMAT}, with a SHA-256 of the weights); {advice}")
+                              f"{FORMAT}, with a SHA-256 of the weights)", _RETRAIN)
     state_dict = payload.get("state_dict")
     problems = [
         (not isinstance(payload.get("spec"), dict), "no model spec"),
@@ -173,14 +266,15 @@ def _checked_payload(path: Path, payload) -> dict:
     ]
     for missing, what in problems:
         if missing:
-            raise CheckpointError(f"{path} is malformed: it has {what}; {advice}")
+            raise CheckpointError(f"{path} is malformed: it has {what}", _RETRAIN)
+    _check_metadata(path, payload["metadata"])
     try:
         digest = tensors_sha256(state_dict)
     except Exception as error:  # e.g. sparse or meta tensors, which no kdlab model saves
-        raise CheckpointError(_one_line(f"{path} is malformed: its tensors cannot be read ({error}); "
-                                        f"{advice}")) from None
+        raise CheckpointError(_one_line(f"{path} is malformed: its tensors cannot be read ({error})"),
+                              _RETRAIN) from None
     if digest != payload["sha256"]:
-        raise CheckpointError(f"{path} is damaged: its weights do not match their SHA-256; {advice}")
+        raise CheckpointError(f"{path} is damaged: its weights do not match their SHA-256", _RETRAIN)
     return payload
 
 
@@ -189,12 +283,12 @@ def load_checkpoint(path, *, expect_spec: dict | None = None, expect: dict | Non
     """(model in eval mode, metadata). `expect_spec` / `expect` (metadata values) must match if given."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; train one first (e.g. `python -m kdlab teacher`)")
+        raise CheckpointError(f"no checkpoint at {path}", "train one first (e.g. `python -m kdlab teacher`)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises zip, unpickling and EOF errors for damaged files
-        raise CheckpointError(f"{path} is corrupt or not a kdlab checkpoint ({type(error).__name__}); "
-                              "delete it and train again") from None
+        raise CheckpointError(f"{path} is corrupt or not a kdlab checkpoint ({type(error).__name__})",
+                              _RETRAIN) from None
     payload = _checked_payload(path, payload)
     spec, metadata = payload["spec"], payload["metadata"]
     if expect_spec is not None and spec != expect_spec:
@@ -221,21 +315,67 @@ def cache_path(root, kind: str, name: str, *, seed: int, suffix: str = ".pt") ->
     return Path(root) / f"{kind}-{name}-seed{seed}{suffix}"
 
 
+_CACHE_NAME = re.compile(r"[^.].*-.+-seed[0-9]+(\..*)?")  # cache_path's rule, and the files derived from it
+
+
+def is_cache_file(path, root) -> bool:
+    """True if `path`, in the folder `root` (by any path to it), has a name cache_path could give, or one
+    derived from such a name (an interrupted teacher's): a file kdlab may read or replace at any time."""
+    path = Path(path)
+    return bool(_CACHE_NAME.fullmatch(path.name)) and os.path.realpath(path.parent) == os.path.realpath(root)
+
+
+_unsaved: contextvars.ContextVar[list | None] = contextvars.ContextVar("kdlab_unsaved", default=None)
+
+
+@contextlib.contextmanager
+def collect_unsaved():
+    """`with collect_unsaved() as unsaved:` lists, as "path (reason)", every save report_unsaved reported
+    in the block, so a caller can finish its work and still say at the end that something was lost."""
+    unsaved: list[str] = []
+    token = _unsaved.set(unsaved)
+    try:
+        yield unsaved
+    finally:
+        _unsaved.reset(token)
+
+
+def report_unsaved(path, error: OSError, what: str, *, kept_in_memory: bool = True) -> None:
+    """Say in one line, on stderr, that `what` could not be saved to `path` and why; record it for collect_unsaved."""
+    reason = _one_line(error.strerror or error)
+    then = "; carrying on with it in memory." if kept_in_memory else "."
+    print(f"Could not save {what} to {path} ({reason}){then}", file=sys.stderr)
+    unsaved = _unsaved.get()
+    if unsaved is not None:
+        unsaved.append(f"{path} ({reason})")
+
+
 def load_or_compute(path, read, compute, write, *, what: str = "model", retrain: bool = False):
     """`read(path)` if it can be used, else `compute()`, stored with `write(path, result)`: every cache's recipe.
 
-    A missing file is a silent miss. `read` raises ValueError (CheckpointError is one) or OSError
-    saying why a file cannot be used (damaged, malformed, made with other settings); that reason is
-    printed in one line, because the file is about to be replaced. `retrain` skips the file.
+    A missing file is a silent miss. `read` raises ValueError (CheckpointError is one), OSError,
+    TypeError, KeyError or RecursionError saying why a file cannot be used (damaged, malformed, hostile,
+    made with other settings); that reason is printed in one line, and the file is rebuilt. A path that
+    is not a regular file (a folder, a device, a symbolic link: see _write_atomically) is read if it
+    can be, but never rebuilt: ValueError before computing, since nothing could be saved there.
+    A write that fails (OSError: a full disk, a read-only mount) is reported by report_unsaved, and the
+    result is returned all the same. `retrain` skips the file.
     """
     path = Path(path)
-    if not retrain and path.exists():
+    if not retrain and path.is_file():
         try:
             return read(path)
-        except (OSError, ValueError) as error:
-            print(f"Not reusing the saved {what}: {_one_line(error)}. Making a new one.")
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as error:
+            reason = error.reason if isinstance(error, CheckpointError) else _one_line(error)
+            print(f"Not reusing the saved {what}: {reason}; rebuilding it.")
+    in_the_way = _not_a_regular_file(path)
+    if in_the_way:  # nothing could be saved there: say so before the work, not after
+        raise ValueError(f"{path} is {in_the_way}, not the {what}'s file; move it away or choose another data root")
     result = compute()
-    write(path, result)
+    try:
+        write(path, result)
+    except OSError as error:
+        report_unsaved(path, error, f"the {what}")
     return result
 
 
@@ -257,8 +397,12 @@ def load_or_train(path, spec: dict, expect: dict, train, *, seed: int, what: str
             kept = None
             if write and keep_interrupted and stop.done:
                 kept = Path(path).with_name(f"{Path(path).stem}.interrupted-{stop.unit.rstrip('s')}{stop.done}.pt")
-                save_checkpoint(kept, model, spec, **{**expect, stop.unit: stop.done},
-                                **{f"{stop.unit}_requested": expect.get(stop.unit)}, interrupted=True)
+                try:
+                    save_checkpoint(kept, model, spec, **{**expect, stop.unit: stop.done},
+                                    **{f"{stop.unit}_requested": expect.get(stop.unit)}, interrupted=True)
+                except OSError as error:
+                    report_unsaved(kept, error, f"{what}'s interrupted weights", kept_in_memory=False)
+                    kept = None
             where = f"; its weights are in {kept}, which is never loaded automatically" if kept else ""
             raise TrainingInterrupted(f"{what}'s {stop.message}{where}; {path} was left as it was",
                                       history=stop.history, partial=stop.partial) from None

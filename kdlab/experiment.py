@@ -30,7 +30,7 @@ from kdlab.train import evaluate, fit, train_student
 
 __all__ = ["LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting", "compare_language_students",
            "compare_students", "language_setting", "load_data_and_teacher", "load_or_train_language_teacher",
-           "load_or_train_teacher", "pool_and_scoring", "setting_for"]
+           "load_or_train_teacher", "pool_and_scoring", "setting_for", "teacher_cache_name"]
 
 
 @dataclass(frozen=True)
@@ -116,15 +116,25 @@ def load_data_and_teacher(dataset: str = "digits", root="data", *, offline: bool
     return train, test, teacher, metadata
 
 
+def teacher_cache_name(dataset: str, *, epochs: int, jitter: int) -> str:
+    """The `name` of a teacher's cache file: the dataset alone for its default Setting (the file the
+    notebooks, the grid and committed caches expect), else the dataset and each setting that differs,
+    e.g. "digits-epochs1", so a quick run never replaces the real teacher."""
+    default = SETTINGS[dataset]
+    given = {"epochs": (epochs, default.teacher_epochs), "jitter": (jitter, default.teacher_jitter)}
+    return "-".join([dataset, *(f"{name}{value}" for name, (value, usual) in given.items() if value != usual)])
+
+
 def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", epochs: int | None = None,
                           jitter: int | None = None, seed: int = 0, device=None, progress: bool = True,
                           retrain: bool = False):
-    """The dataset's teacher from `<root>/teacher-<dataset>-seed<seed>.pt`, trained and saved first if need be.
+    """The dataset's teacher from `<root>/teacher-<name>-seed<seed>.pt`, trained and saved first if need be.
 
-    Returns (teacher, metadata). `epochs` and `jitter` default to the dataset's Setting. A
-    checkpoint made for another dataset, model, seed, epoch count or jitter is not reused: it is
-    retrained and replaced, with a message saying why. Ctrl-C keeps the half-trained teacher in a
-    file of its own (never loaded automatically) and raises TrainingInterrupted.
+    Returns (teacher, metadata). `epochs` and `jitter` default to the dataset's Setting; `<name>` is
+    teacher_cache_name's, so a teacher trained with other settings has a file of its own and never
+    replaces the default one. A checkpoint made for another dataset, model, seed, epoch count or
+    jitter is not reused: it is retrained and replaced, with a message saying why. Ctrl-C keeps the
+    half-trained teacher in a file of its own (never loaded automatically) and raises TrainingInterrupted.
     """
     setting = setting_for(train.name, teacher_epochs=epochs, teacher_jitter=jitter)
     spec = teacher_spec(train.input_shape, train.num_classes)
@@ -136,7 +146,8 @@ def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", e
             jitter_pixels=setting.teacher_jitter)
         return {"accuracy": evaluate(teacher, test, device=device)["accuracy"]}
 
-    teacher, metadata = load_or_train(cache_path(root, "teacher", train.name, seed=seed), spec, expected,
+    name = teacher_cache_name(train.name, epochs=setting.teacher_epochs, jitter=setting.teacher_jitter)
+    teacher, metadata = load_or_train(cache_path(root, "teacher", name, seed=seed), spec, expected,
                                       train_teacher, seed=seed, what="the teacher", retrain=retrain,
                                       write=distributed.is_main_process())
     return teacher.to(pick_device(device)), metadata
@@ -291,16 +302,17 @@ def _train_pair(trainers: dict) -> dict:
 def _paired_over_seeds(seeds, compare_once, summary) -> dict:
     """summary([compare_once(seed) for seed in seeds]); on Ctrl-C, TrainingInterrupted whose `partial`
     is the summary of the seeds whose two students both finished, with an "interrupted" note (None if
-    no seed finished)."""
+    no seed finished). A Ctrl-C between trainings (while scoring) keeps the finished seeds too."""
     runs = []
     for seed in seeds:
         try:
             runs.append(compare_once(seed))
-        except TrainingInterrupted as stop:
-            message = (f"seed {seed}: {stop.message}; the comparison covers the {len(runs)} seed(s) whose "
+        except KeyboardInterrupt as stop:
+            what = stop.message if isinstance(stop, TrainingInterrupted) else "scoring its students was interrupted"
+            message = (f"seed {seed}: {what}; the comparison covers the {len(runs)} seed(s) whose "
                        "students both finished")
             partial = {**summary(runs), "interrupted": message} if runs else None
-            raise TrainingInterrupted(message, history=stop.history, partial=partial) from None
+            raise TrainingInterrupted(message, history=getattr(stop, "history", None), partial=partial) from None
     return summary(runs)
 
 

@@ -3,7 +3,8 @@
 Every training loop catches KeyboardInterrupt, records how far it got and raises
 TrainingInterrupted. It is a KeyboardInterrupt, so code that does not know about it stops as a
 Ctrl-C would (a notebook's Run All stops too), while code that does (the CLI, the explorer's
-"Train now") can report exactly what finished.
+"Train now") can report exactly what finished. The CLI turns SIGTERM into the same KeyboardInterrupt
+(kdlab.__main__.stop_signals), so `timeout`, Slurm and `docker stop` stop it the same way.
 """
 
 from __future__ import annotations

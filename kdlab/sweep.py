@@ -100,6 +100,9 @@ class Grid:
         if grid.accuracy.shape != shape or (grid.runs is not None and grid.runs.shape[1:] != shape):
             raise ValueError(f"grid accuracy has shape {grid.accuracy.shape} (runs "
                              f"{None if grid.runs is None else grid.runs.shape}), expected {shape}")
+        accuracies = [grid.accuracy.ravel(), *([] if grid.runs is None else [grid.runs.ravel()])]
+        if not all(np.all((values >= 0) & (values <= 1)) for values in accuracies):  # NaN fails both
+            raise ValueError("grid accuracies must be numbers in [0, 1]")
         return grid
 
 
@@ -247,7 +250,7 @@ def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teach
     def read(path):
         try:
             grid = Grid.from_json(json.loads(path.read_text()))
-        except ValueError as error:  # json.JSONDecodeError is one
+        except (ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError; deep nesting recurses
             raise ValueError(f"{path} is corrupt ({error})") from None
         if (grid.temperatures, grid.alphas) != (temperatures, alphas):
             raise ValueError(f"{path} holds T={grid.temperatures}, alpha={grid.alphas}")

@@ -1,4 +1,7 @@
+import errno
+import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -10,6 +13,8 @@ from kdlab.checkpoints import (
     FORMAT,
     CheckpointError,
     cache_path,
+    collect_unsaved,
+    is_cache_file,
     is_checkpoint,
     load_checkpoint,
     load_or_compute,
@@ -116,6 +121,92 @@ def test_cache_path_is_the_one_naming_rule():
     assert cache_path("data", "grid", "mnist", seed=0, suffix=".json") == Path("data/grid-mnist-seed0.json")
 
 
+def test_is_cache_file_knows_every_name_kdlab_writes_in_its_data_root(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    (tmp_path / "elsewhere").symlink_to(root, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for name in ("teacher-digits-seed0.pt", "grid-digits-seed0.json", "lm-teacher-pydoc-0123abcd-seed2.pt",
+                 "teacher-digits-epochs1-seed0.interrupted-epoch3.pt"):
+        assert is_cache_file(root / name, root) and is_cache_file(Path("data") / name, root)
+        assert is_cache_file(tmp_path / "elsewhere" / name, root)  # the same folder by another path
+        assert not is_cache_file(tmp_path / name, root)  # kdlab caches nothing outside its data root
+    for name in ("results.json", "seed0.json", "my-seedling.json", ".teacher-digits-seed0.pt.1a2b.tmp"):
+        assert not is_cache_file(root / name, root)
+
+
+@pytest.mark.parametrize("make", [
+    lambda path: os.mkfifo(path),
+    lambda path: path.symlink_to(path.with_name("elsewhere.json")),
+    lambda path: path.mkdir(),
+])
+def test_an_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path, make):
+    path = tmp_path / "results.json"
+    make(path)
+    kind = path.lstat().st_mode
+    with pytest.raises(OSError, match="kdlab replaces only regular files"):
+        write_text_atomically(path, "{}")
+    assert path.lstat().st_mode == kind and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_save_reaches_the_disk_before_it_replaces_the_old_file(tmp_path, monkeypatch):
+    calls = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda descriptor: (calls.append("fsync"), fsync(descriptor))[1])
+    monkeypatch.setattr(os, "replace", lambda *paths: (calls.append("replace"), replace(*paths))[1])
+    write_text_atomically(tmp_path / "results.json", "{}")
+    assert calls == ["fsync", "replace", "fsync"]  # the file's bytes, the rename, then the folder's entry
+
+
+def test_a_result_that_cannot_be_saved_is_kept_and_reported_in_one_line(tmp_path, capsys):
+    def disk_full(path, result):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    with collect_unsaved() as unsaved:
+        assert load_or_compute(tmp_path / "model.pt", None, lambda: "computed", disk_full, what="model") == "computed"
+    assert capsys.readouterr().err == (f"Could not save the model to {tmp_path / 'model.pt'} "
+                                       "(No space left on device); carrying on with it in memory.\n")
+    assert unsaved == [f"{tmp_path / 'model.pt'} (No space left on device)"]
+
+
+def test_a_folder_in_the_way_of_a_cache_is_refused_before_computing(tmp_path):
+    (tmp_path / "model.pt").mkdir()
+    computed = []
+    with pytest.raises(ValueError, match="model.pt is a folder, not the model's file; move it away or choose"):
+        load_or_compute(tmp_path / "model.pt", None, lambda: computed.append(1), None, what="model")
+    assert not computed
+
+
+@pytest.mark.parametrize("error", [RecursionError("maximum recursion depth exceeded"), TypeError("list indices"),
+                                   KeyError("accuracy")])
+def test_a_cache_that_parses_into_nonsense_is_rebuilt(tmp_path, capsys, error):
+    path = tmp_path / "grid.json"
+    path.write_text("[]")
+
+    def read(path):
+        raise error
+    assert load_or_compute(path, read, lambda: "computed", lambda path, result: None) == "computed"
+    assert capsys.readouterr().out.startswith("Not reusing the saved model: ")
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"accuracy": "high"}, "accuracy='high', not a number in [0, 1]"),
+    ({"accuracy": math.nan}, "accuracy=nan, not a number in [0, 1]"),
+    ({"accuracy": 1.5}, "accuracy=1.5, not a number in [0, 1]"),
+    ({"epochs": 30.0}, "epochs=30.0, not a whole number"),
+    ({"seed": True}, "seed=True, not a whole number"),
+    ({"dataset": ["digits"]}, "dataset=['digits'], not a text"),
+    ({"validation_loss": math.inf}, "validation_loss=inf, not a finite number"),
+    ({"curve": [0.5, "x"]}, "curve=[0.5, 'x'], not a list of numbers in [0, 1]"),
+    ({"history": "long"}, "history='long', not a dictionary"),
+])
+def test_metadata_of_the_wrong_type_is_a_checkpoint_error_and_retrained(tmp_path, capsys, metadata, message):
+    _, path = saved(tmp_path)
+    _rewrite(path, lambda payload: payload["metadata"].update(metadata))  # the SHA-256 covers only the weights
+    with pytest.raises(CheckpointError, match=f"is malformed: its metadata has {re.escape(message)}"):
+        load_checkpoint(path)
+    assert reused(path, {}) == "computed"
+    assert message in capsys.readouterr().out
+
+
 def test_the_checkpoint_carries_the_sha256_of_its_tensors(tmp_path):
     model, path = saved(tmp_path)
     payload = torch.load(path, weights_only=True)
@@ -166,7 +257,7 @@ def test_malformed_checkpoints_are_one_line_errors_and_get_retrained(tmp_path, c
     assert reused(path, {"dataset": "digits"}) == "computed"
     printed = capsys.readouterr().out
     assert printed.count("\n") == 1 and printed.startswith("Not reusing the saved model")
-    assert message in printed
+    assert message in printed and printed.endswith("; rebuilding it.\n") and "delete it" not in printed
 
 
 @pytest.mark.parametrize("spec", [{"family": "no such model"}, {**SPEC, "hidden": "twelve"}, {}])

@@ -1,14 +1,22 @@
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from kdlab.__main__ import main
+from kdlab.checkpoints import save_checkpoint
+from kdlab.experiment import TEACHER_EPOCHS
+from kdlab.models import build_model, teacher_spec
+
+QUICK = ["--teacher-epochs", "1", "--epochs", "1", "--seeds", "2", "--transfer-size", "50"]  # seconds, not minutes
 
 
 def test_distill_prints_a_table_and_writes_json(tmp_path, capsys):
@@ -30,23 +38,54 @@ def test_distill_prints_a_table_and_writes_json(tmp_path, capsys):
         values = [run[name] for run in results["runs"]]
         assert results[name]["mean"] == pytest.approx(sum(values) / 2)
     assert results["settings"]["transfer_size"] == 60
-    assert (tmp_path / "teacher-digits-seed0.pt").exists()  # the teacher is cached for the next run
+    assert (tmp_path / "teacher-digits-epochs3-seed0.pt").exists()  # cached for the next run, apart from the default
 
 
 def test_teacher_is_reused_from_its_checkpoint(tmp_path, capsys):
     arguments = ["teacher", "--data-root", str(tmp_path), "--epochs", "2", "--no-progress"]
     assert main(arguments) == 0
     first = capsys.readouterr().out
-    stamp = (tmp_path / "teacher-digits-seed0.pt").stat().st_mtime_ns
+    stamp = (tmp_path / "teacher-digits-epochs2-seed0.pt").stat().st_mtime_ns
     assert main(arguments) == 0
     assert capsys.readouterr().out == first
-    assert (tmp_path / "teacher-digits-seed0.pt").stat().st_mtime_ns == stamp
+    assert (tmp_path / "teacher-digits-epochs2-seed0.pt").stat().st_mtime_ns == stamp
 
 
-def test_corrupt_teacher_checkpoint_is_reported_and_replaced(tmp_path, capsys):
-    (tmp_path / "teacher-digits-seed0.pt").write_bytes(b"garbage")
+def test_corrupt_teacher_checkpoint_is_reported_and_rebuilt(tmp_path, capsys):
+    (tmp_path / "teacher-digits-epochs1-seed0.pt").write_bytes(b"garbage")
     assert main(["teacher", "--data-root", str(tmp_path), "--epochs", "1", "--no-progress"]) == 0
-    assert "corrupt" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "is corrupt or not a kdlab checkpoint (UnpicklingError); rebuilding it." in printed
+    assert "delete it" not in printed  # kdlab rebuilds it: the user has nothing to do
+
+
+def save_default_teacher(root, accuracy=0.98):
+    """A stand-in for the real 30-epoch digits teacher (never trained in tests): untrained weights whose
+    metadata says they are the default teacher, so that a run that loads it prints `accuracy`."""
+    spec = teacher_spec((1, 8, 8), 10)
+    return save_checkpoint(root / "teacher-digits-seed0.pt", build_model(spec, seed=0), spec, dataset="digits",
+                           seed=0, epochs=TEACHER_EPOCHS, jitter=0, accuracy=accuracy)
+
+
+def test_a_quick_teacher_gets_its_own_file_and_never_replaces_the_default_one(tmp_path, capsys):
+    default = save_default_teacher(tmp_path)
+    before = default.read_bytes()
+    assert main(["teacher", "--data-root", str(tmp_path), "--epochs", "1", "--no-progress"]) == 0
+    assert "(1 epochs, seed 0)" in capsys.readouterr().out
+    assert default.read_bytes() == before
+    assert (tmp_path / "teacher-digits-epochs1-seed0.pt").exists()
+    assert main(["teacher", "--data-root", str(tmp_path), "--no-progress"]) == 0  # loaded, not trained again
+    assert capsys.readouterr().out == f"teacher on digits: test accuracy 0.9800 ({TEACHER_EPOCHS} epochs, seed 0)\n"
+
+
+def test_a_teacher_whose_metadata_is_hostile_is_reported_and_retrained(tmp_path, capsys):
+    save_default_teacher(tmp_path, accuracy="high")
+    code = main(["distill", "--data-root", str(tmp_path), "--teacher-epochs", str(TEACHER_EPOCHS), "--epochs", "1",
+                 "--seeds", "2", "--transfer-size", "50", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "its metadata has accuracy='high', not a number in [0, 1]; rebuilding it." in printed
+    assert "distilled - baseline, paired:" in printed
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -57,6 +96,7 @@ def test_corrupt_teacher_checkpoint_is_reported_and_replaced(tmp_path, capsys):
     (["distill", "--alpha", "1.5"], "alpha must be a finite number in [0, 1]"),
     (["teacher", "--seed", "99999999999999999999999"], "the seed must be a whole number from 0 to 2147483647"),
     (["distill", "--seeds", "0"], "at least 1"),
+    (["distill", "--epochs", "3.5"], "expected a whole number, got '3.5'"),
     (["distill", "--device", "tpu"], "unknown device"),
     (["distill", "--student", "enormous"], "invalid choice"),
     (["fly"], "invalid choice"),
@@ -119,26 +159,56 @@ def test_validation_scores_on_held_out_training_examples_never_the_test_set(tmp_
         assert run["baseline"] * 300 == pytest.approx(round(run["baseline"] * 300), abs=1e-3)
 
 
+def _fifo(root):
+    os.mkfifo(root.parent / "results.fifo")
+    return ["--json", str(root.parent / "results.fifo")]
+
+
+def _symlink(root):
+    (root.parent / "results.json").write_text("{}")
+    (root.parent / "link.json").symlink_to(root.parent / "results.json")
+    return ["--json", str(root.parent / "link.json")]
+
+
+def _socket(root):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root.parent / "results.sock"))
+    server.close()
+    return ["--json", str(root.parent / "results.sock")]
+
+
 @pytest.mark.parametrize("make_bad_output, message", [
     (lambda root: ["--json", str(root)], "is a folder"),
     (lambda root: ["--json", "/proc/kdlab/results.json"], "cannot write into /proc/kdlab"),
-    (lambda root: ["--json", str(root / "teacher-digits-seed0.pt")], "is a kdlab checkpoint"),
-    (lambda root: ["--data-root", str(root / "teacher-digits-seed0.pt")], "is a file"),
+    (lambda root: ["--json", str(root / "teacher-digits-epochs1-seed0.pt")], "is a file kdlab manages"),
+    (lambda root: ["--json", str(root / "grid-digits-seed0.json")], "is a file kdlab manages"),
+    (lambda root: ["--json", "data/teacher-digits-seed0.interrupted-epoch3.pt"], "is a file kdlab manages"),
+    (lambda root: ["--json", "/dev/null"], "/dev/null is not a regular file"),
+    (_fifo, "results.fifo is not a regular file"),
+    (_socket, "results.sock is not a regular file"),
+    (_symlink, "link.json is a symbolic link"),
+    (lambda root: ["--json", ""], "--json needs a file name"),
+    (lambda root: ["--data-root", ""], "--data-root needs a folder name"),
+    (lambda root: ["--data-root", str(root / "teacher-digits-epochs1-seed0.pt")], "is a file"),
 ])
 def test_bad_outputs_are_refused_before_any_training(tmp_path, make_bad_output, message, run_cli):
-    root = tmp_path / "data"
+    root = tmp_path / "data"  # also the data root of a run in tmp_path that gives no --data-root
     assert main(["teacher", "--data-root", str(root), "--epochs", "1", "--no-progress"]) == 0
-    checkpoint = root / "teacher-digits-seed0.pt"
+    checkpoint = root / "teacher-digits-epochs1-seed0.pt"
     before = checkpoint.read_bytes()
-    result = run_cli("distill", "--data-root", str(root), *make_bad_output(root), "--epochs", "500")
+    result = run_cli("distill", "--data-root", str(root), *make_bad_output(root), *QUICK, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert checkpoint.read_bytes() == before and sorted(path.name for path in root.iterdir()) == [checkpoint.name]
+    assert Path("/dev/null").is_char_device()
+    assert {path.name for path in tmp_path.iterdir()} <= {"data", "link.json", "results.fifo", "results.json",
+                                                          "results.sock"}  # nothing written beside them
 
 
-def interrupt_when(arguments, marker, cwd):
+def interrupt_when(arguments, marker, cwd, *, signals=(signal.SIGINT,), count=1):
     """Run the CLI with Python's own SIGINT handling (the default disposition, even when this test runs as a
-    background job, which starts with SIGINT ignored), send SIGINT once `marker` (a progress bar's name) is
-    on stderr, and return (exit code, stdout, stderr, seconds from the signal to the exit)."""
+    background job, which starts with SIGINT ignored), send `signals`, one after the other, once `marker` (a
+    progress bar's name) is on stderr `count` times, and return (exit code, stdout, stderr, seconds from the
+    first signal to the exit)."""
     child = subprocess.Popen([sys.executable, "-m", "kdlab", *arguments], cwd=cwd, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks = []
@@ -146,13 +216,15 @@ def interrupt_when(arguments, marker, cwd):
                               daemon=True)
     reader.start()
     deadline = time.monotonic() + 120
-    while marker not in b"".join(chunks).decode(errors="replace") and child.poll() is None \
+    while b"".join(chunks).decode(errors="replace").count(marker) < count and child.poll() is None \
             and time.monotonic() < deadline:
         time.sleep(0.05)
     assert child.poll() is None, "the run ended before it could be interrupted"
     time.sleep(0.5)  # well inside training
     sent = time.monotonic()
-    child.send_signal(signal.SIGINT)
+    for number in signals:
+        child.send_signal(number)
+        time.sleep(0.3)  # two signals pending at once are handled in signal-number order, SIGINT before SIGTERM
     code = child.wait(timeout=30)
     seconds = time.monotonic() - sent
     reader.join(timeout=5)
@@ -167,7 +239,7 @@ def test_ctrl_c_during_the_teacher_stops_everything_and_exits_130(tmp_path):
     assert code == 130 and seconds < 10
     assert "the teacher's training stopped after" in errors and "of 100000 epochs" in errors
     assert "baseline" not in printed  # no student ran on the half-trained teacher
-    assert not (tmp_path / "teacher-digits-seed0.pt").exists()
+    assert not list(tmp_path.glob("teacher-*-seed0.pt"))
     results = json.loads(output.read_text())
     assert "interrupted" in results and results["runs"] == []
 
@@ -187,7 +259,8 @@ def test_ctrl_c_during_a_student_reports_no_unfinished_seed(tmp_path):
 
 def test_ctrl_c_during_teacher_keeps_the_weights_apart_and_the_old_checkpoint(tmp_path):
     assert main(["teacher", "--data-root", str(tmp_path), "--epochs", "1", "--no-progress"]) == 0
-    checkpoint = tmp_path / "teacher-digits-seed0.pt"
+    checkpoint = tmp_path / "teacher-digits-epochs100000-seed0.pt"  # stands in for one that --retrain replaces
+    (tmp_path / "teacher-digits-epochs1-seed0.pt").rename(checkpoint)
     before = checkpoint.read_bytes()
     output = tmp_path / "teacher.json"
     code, printed, errors, _ = interrupt_when(
@@ -195,7 +268,70 @@ def test_ctrl_c_during_teacher_keeps_the_weights_apart_and_the_old_checkpoint(tm
         marker="/100000 epochs", cwd=tmp_path)  # a progress line: at least one epoch done, weights to keep
     assert code == 130 and "test accuracy" not in printed
     assert checkpoint.read_bytes() == before
-    kept = list(tmp_path.glob("teacher-digits-seed0.interrupted-epoch*.pt"))
+    kept = list(tmp_path.glob("teacher-digits-epochs100000-seed0.interrupted-epoch*.pt"))
     assert len(kept) == 1 and str(kept[0]) in errors
     results = json.loads(output.read_text())
     assert 0 < results["teacher"]["epochs_done"] < 100000 and "interrupted" in results
+
+
+def test_sigterm_after_a_finished_seed_reports_it_writes_the_json_and_exits_143(tmp_path):
+    assert main(["teacher", "--data-root", str(tmp_path), "--epochs", "1", "--no-progress"]) == 0
+    output = tmp_path / "results.json"
+    code, printed, errors, seconds = interrupt_when(  # SIGTERM, then a Ctrl-C while shutting down
+        ["distill", "--data-root", str(tmp_path), "--teacher-epochs", "1", "--epochs", "300", "--seeds", "50",
+         "--transfer-size", "50", "--json", str(output)], marker="distill: 300/300 epochs", cwd=tmp_path,
+        signals=(signal.SIGTERM, signal.SIGINT))  # seed 0's distilled student, the second of its pair, finished
+    assert code == 143 and seconds < 10
+    assert "Traceback" not in errors and "SIGTERM" in errors
+    results = json.loads(output.read_text())
+    assert 1 <= len(results["runs"]) < 50 and "interrupted" in results
+    assert printed.count("\n") >= len(results["runs"]) + 1 and "baseline:" in printed  # the finished seeds' table
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs: room for results, not for a digits teacher (6 MB). Needs root and mount."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("mount -t tmpfs failed (no CAP_SYS_ADMIN in this container?)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_teacher_that_cannot_be_saved_is_reported_and_the_run_finishes(full_disk, run_cli):
+    output = full_disk / "results.json"
+    result = run_cli("distill", "--data-root", str(full_disk), *QUICK, "--no-progress", "--json", str(output))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    teacher = full_disk / "teacher-digits-epochs1-seed0.pt"
+    assert f"Could not save the model to {teacher} (No space left on device)" in result.stderr
+    assert "distilled - baseline, paired:" in result.stdout
+    assert len(json.loads(output.read_text())["runs"]) == 2
+    assert f"results were printed but not all saved: {teacher} (No space left on device)" in result.stderr
+    assert sorted(path.name for path in full_disk.iterdir()) == ["results.json"]
+
+
+def test_json_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    assert main(["teacher", "--data-root", str(tmp_path), "--epochs", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", disk_full)  # what a full disk can first say on a write that was buffered
+    output = tmp_path / "results.json"
+    assert main(["distill", "--data-root", str(tmp_path), *QUICK, "--no-progress", "--json", str(output)]) == 1
+    printed = capsys.readouterr()
+    assert "distilled - baseline, paired:" in printed.out and not output.exists()
+    assert printed.err == (f"Could not save the results to {output} (No space left on device).\n"
+                           f"error: results were printed but not all saved: {output} (No space left on device)\n")
+
+
+def test_a_folder_where_the_teacher_goes_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "teacher-digits-epochs1-seed0.pt").mkdir()
+    assert main(["distill", "--data-root", str(tmp_path), *QUICK, "--no-progress"]) == 1
+    printed = capsys.readouterr()
+    assert printed.err == (f"error: {tmp_path / 'teacher-digits-epochs1-seed0.pt'} is a folder, not the model's "
+                           "file; move it away or choose another data root\n")
+    assert printed.out == ""

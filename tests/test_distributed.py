@@ -58,5 +58,5 @@ def test_the_teacher_command_runs_unchanged_under_torchrun_and_rank_zero_writes(
          "teacher", "--epochs", "1", "--device", "cpu", "--no-progress", "--data-root", str(tmp_path),
          "--json", str(tmp_path / "teacher.json")], capture_output=True, text=True, timeout=300)
     assert launched.returncode == 0, launched.stderr[-3000:]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["teacher-digits-seed0.pt", "teacher.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["teacher-digits-epochs1-seed0.pt", "teacher.json"]
     assert launched.stdout.count("wrote ") == 1

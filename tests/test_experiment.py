@@ -5,7 +5,7 @@ from kdlab import checkpoints
 from kdlab import train as train_module
 from kdlab.checkpoints import CheckpointError, cache_path, load_checkpoint, save_checkpoint
 from kdlab.data import load_dataset
-from kdlab.experiment import compare_students, load_or_train_teacher
+from kdlab.experiment import compare_students, load_or_train_teacher, teacher_cache_name
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, teacher_spec
 from kdlab.train import distill, evaluate, fit
@@ -99,3 +99,24 @@ def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_is_untouche
     with pytest.raises(CheckpointError, match="epochs=2, expected 30"):
         load_checkpoint(teacher_path(tmp_path, "digits", 0), expect_spec=teacher_spec(train.input_shape),
                         expect={"dataset": "digits", "seed": 0, "epochs": 30, "jitter": 0})
+
+
+def test_the_default_teacher_keeps_its_name_and_other_settings_get_their_own():
+    assert teacher_cache_name("digits", epochs=30, jitter=0) == "digits"  # as every committed cache is named
+    assert teacher_cache_name("mnist", epochs=20, jitter=2) == "mnist"
+    assert teacher_cache_name("digits", epochs=1, jitter=0) == "digits-epochs1"
+    assert teacher_cache_name("mnist", epochs=20, jitter=0) == "mnist-jitter0"
+    assert teacher_cache_name("fashion-mnist", epochs=5, jitter=1) == "fashion-mnist-epochs5-jitter1"
+
+
+def test_a_teacher_trained_with_other_settings_never_replaces_the_default_one(tmp_path):
+    train, test = load_dataset("digits")
+    spec = teacher_spec(train.input_shape)
+    default = save_checkpoint(teacher_path(tmp_path, "digits", 0), build_model(spec, seed=7), spec, dataset="digits",
+                              seed=0, epochs=30, jitter=0, accuracy=0.98)
+    before = default.read_bytes()
+    _, quick = load_or_train_teacher(train.subset(200), test, root=tmp_path, epochs=1, progress=False)
+    assert quick["epochs"] == 1 and default.read_bytes() == before
+    assert load_checkpoint(tmp_path / "teacher-digits-epochs1-seed0.pt")[1]["accuracy"] == quick["accuracy"]
+    _, metadata = load_or_train_teacher(train, test, root=tmp_path, progress=False)  # loaded: 0.98, not trained
+    assert metadata["accuracy"] == 0.98

@@ -101,6 +101,17 @@ def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(se
     (tmp_path / "grid-digits-seed0.json").write_text("{not json")
     load_or_run_grid(tmp_path, epochs=3, **options)
     assert "corrupt" in capsys.readouterr().out
+
+    (tmp_path / "grid-digits-seed0.json").write_text("[" * 100_000 + "]" * 100_000)  # parses, with enough stack
+    load_or_run_grid(tmp_path, epochs=3, **options)
+    assert "is corrupt (maximum recursion depth exceeded" in capsys.readouterr().out
+
+    good = json.loads((tmp_path / "grid-digits-seed0.json").read_text())  # made with epochs=3, as asked
+    for hostile in ([], {**good, "accuracy": [[2.0, 0.5], [0.5, 0.5]]}, {**good, "runs": [[[0.5, "x"]] * 2]}):
+        (tmp_path / "grid-digits-seed0.json").write_text(json.dumps(hostile))
+        load_or_run_grid(tmp_path, epochs=3, **options)
+        printed = capsys.readouterr().out
+        assert printed.startswith("Not reusing the saved grid") and printed.count("\n") == 2, printed
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files behind
 
 
