@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from kdlab.comparison import mean_interval, mean_sd, paired_difference, t_critical
+from kdlab.comparison import (
+    mean_interval,
+    mean_sd,
+    paired_difference,
+    paired_difference_over_examples,
+    t_critical,
+)
 
 
 def test_t_critical_values_match_the_table_and_fall_to_the_normal_value():
@@ -97,3 +103,59 @@ def test_mean_sd_needs_at_least_one_value():
 def test_t_critical_takes_a_whole_number_of_degrees_of_freedom(degrees_of_freedom):
     with pytest.raises(TypeError, match=rf"^degrees_of_freedom must be a whole number, got {degrees_of_freedom!r}$"):
         t_critical(degrees_of_freedom)
+
+
+def test_for_a_loss_a_decrease_helps():
+    before, after = [0.50, 0.52, 0.55, 0.51, 0.53], [0.40, 0.43, 0.44, 0.42, 0.41]
+    assert paired_difference(before, after).verdict == "hurts"  # lower numbers, read as accuracy
+    assert paired_difference(before, after, higher_is_better=False).verdict == "helps"
+    assert paired_difference(after, before, higher_is_better=False).verdict == "hurts"
+
+
+def test_identical_values_on_every_seed_are_said_to_be_identical_not_a_zero_width_interval():
+    same = paired_difference([0.9, 0.8, 0.7], [0.9, 0.8, 0.7])
+    assert same.verdict == "identical" and same.describe() == "identical on all 3 seeds"
+    shifted = paired_difference([0.9, 0.8, 0.7], [0.92, 0.82, 0.72])
+    assert "on all 3 seeds (no spread, so no interval)" in shifted.describe() and "CI" not in shifted.describe()
+    assert paired_difference([0.9, 0.8], [0.91, 0.83])["covers"] == "seeds"
+
+
+def test_the_interval_over_examples_adds_the_test_sets_variance_to_the_seeds():
+    rng = np.random.default_rng(0)
+    control = (rng.random((5, 400)) < 0.90).astype(float)
+    treated = (rng.random((5, 400)) < 0.92).astype(float)
+    both = paired_difference_over_examples(control, treated)
+    seeds_only = paired_difference(control.mean(axis=1), treated.mean(axis=1))
+    differences = treated - control
+    variance = differences.mean(axis=1).var(ddof=1) / 5 + differences.mean(axis=0).var(ddof=1) / 400
+    assert both["mean"] == pytest.approx(seeds_only["mean"])
+    assert both["ci_high"] - both["mean"] == pytest.approx(t_critical(both["degrees_of_freedom"]) * variance ** 0.5)
+    assert both["ci_high"] - both["ci_low"] > seeds_only["ci_high"] - seeds_only["ci_low"]
+    assert both["covers"] == "seeds and test images" and "5 seeds and 400 test images" in both.describe()
+
+
+def test_over_seeds_and_images_the_interval_covers_the_true_gain_95_percent_of_the_time():
+    """Simulated students whose gain differs from image to image: a test set of 300 images is one draw of
+    them, which the seeds' spread cannot see; the interval over both covers the population's gain."""
+    rng = np.random.default_rng(1)
+    true_gain, trials, covered_both, covered_seeds = 0.02, 400, 0, 0
+    for _ in range(trials):
+        per_image = true_gain + rng.normal(0, 0.3, size=300)      # this test set's images
+        per_seed = rng.normal(0, 0.01, size=(6, 1))                 # what training seeds change
+        treated = per_image + per_seed + rng.normal(0, 0.1, size=(6, 300))
+        both = paired_difference_over_examples(np.zeros_like(treated), treated)
+        seeds_only = paired_difference(np.zeros(6), treated.mean(axis=1))
+        covered_both += both["ci_low"] <= true_gain <= both["ci_high"]
+        covered_seeds += seeds_only["ci_low"] <= true_gain <= seeds_only["ci_high"]
+    assert 0.92 <= covered_both / trials <= 0.985
+    assert covered_seeds / trials < 0.8
+
+
+def test_the_interval_over_examples_refuses_what_it_cannot_summarise():
+    with pytest.raises(ValueError, match="same shape|one shape"):
+        paired_difference_over_examples(np.zeros((3, 4)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        paired_difference_over_examples(np.zeros((1, 4)), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="diverged"):
+        paired_difference_over_examples(np.zeros((2, 2)), np.array([[0, 1], [np.nan, 1]]))
+    assert paired_difference_over_examples(np.ones((3, 4)), np.ones((3, 4))).describe() == "identical on all 3 seeds"
