@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     device = pick_device(arguments.device)
-    train, test, teacher, _ = experiment.load_data_and_teacher(
+    (train, _, test), teacher, _ = experiment.load_data_and_teacher(  # train: the pool, as every transfer set's
         arguments.dataset, root=arguments.data_root, offline=arguments.offline,
         teacher_epochs=arguments.teacher_epochs, device=device, progress=False)
     setting = experiment.setting_for(train.name)

@@ -172,9 +172,10 @@ from kdlab.models import build_model, student_spec
 from kdlab.train import distill, evaluate, pick_device
 
 root, device, epochs, target = sys.argv[1], pick_device(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-train, test, teacher, _ = experiment.load_data_and_teacher("digits", root=root, device=device, progress=False,
-                                                           teacher_epochs=int(sys.argv[5]) or None)
+(pool, _, test), teacher, _ = experiment.load_data_and_teacher("digits", root=root, device=device, progress=False,
+                                                                teacher_epochs=int(sys.argv[5]) or None)
 setting = experiment.setting_for("digits")
+train = pool  # transfer sets are drawn from the pool, as in every experiment
 transfer = train.subset(setting.transfer_size)
 spec = student_spec(train.input_shape, setting.student, train.num_classes)
 results = {"epochs": epochs}

@@ -144,14 +144,21 @@ def run_teacher(arguments, device) -> int:
         return 2
     train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
     try:
-        teacher, metadata = load_or_train_teacher(train, test, root=arguments.data_root, epochs=arguments.epochs,
+        split = experiment.split_dataset(train, test, validation=arguments.validation)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    train = split.pool
+    try:
+        teacher, metadata = load_or_train_teacher(split, root=arguments.data_root, epochs=arguments.epochs,
                                                   seed=arguments.seed, device=device,
                                                   progress=arguments.progress, retrain=arguments.retrain)
     except TrainingInterrupted as stop:
         write_json(arguments.json, {"dataset": train.name, "interrupted": stop.message,
                                     "teacher": {"epochs_done": stop.history.epochs, "epochs": arguments.epochs}})
         raise
-    print(f"teacher on {train.name}: test accuracy {metadata['accuracy']:.4f} "
+    print(f"teacher on {train.name} ({len(split.pool)} training images; {len(split.validation)} held out): "
+          f"validation accuracy {metadata['validation_accuracy']:.4f}, test accuracy {metadata['accuracy']:.4f} "
           f"({metadata['epochs']} epochs, seed {metadata['seed']})")
     write_json(arguments.json, {"dataset": train.name, "teacher": metadata})
     return 0
@@ -161,7 +168,7 @@ def run_teacher(arguments, device) -> int:
 # that one given to the other experiment is an error rather than silently ignored, and so that the
 # experiment's own defaults (experiment.SETTINGS, experiment.LANGUAGE_SETTING) fill what was not given.
 IMAGE_OPTIONS = {"--epochs": "epochs", "--teacher-epochs": "teacher_epochs", "--student": "student",
-                 "--transfer-size": "transfer_size", "--validation": "validation"}
+                 "--transfer-size": "transfer_size", "--validation": "validation", "--score-on": "score_on"}
 TEXT_OPTIONS = {"--steps": "steps", "--teacher-steps": "teacher_steps"}
 
 
@@ -177,7 +184,7 @@ def run_distill(arguments, device) -> int:
         kind = "image datasets" if text_run else f"--dataset {DEFAULT_CORPUS} or --text"
         print(f"error: {', '.join(misplaced)} only apply to {kind}", file=sys.stderr)
         return 2
-    given = {name: getattr(arguments, name) for name in (*own.values(), "T", "alpha") if name != "validation"}
+    given = {name: getattr(arguments, name) for name in (*own.values(), "T", "alpha") if name != "score_on"}
     if text_run:
         return run_language_distill(arguments, device, **given)
     return run_image_distill(arguments, device, **given)
@@ -186,43 +193,56 @@ def run_distill(arguments, device) -> int:
 def run_image_distill(arguments, device, **given) -> int:
     train, test = load_dataset(arguments.dataset, arguments.data_root, offline=arguments.offline)
     setting = experiment.setting_for(train.name, **given)
+    score_on = arguments.score_on or "test"
     try:
-        pool, scored_on = experiment.pool_and_scoring(train, test, validation=arguments.validation or 0,
-                                                      transfer_size=setting.transfer_size)
+        split = experiment.split_dataset(train, test, validation=setting.validation)
+        if setting.transfer_size > len(split.pool):
+            raise ValueError(f"--transfer-size {setting.transfer_size} is more than the {len(split.pool)} training "
+                             f"examples left after {len(split.validation)} are held out for validation; use at most "
+                             f"{len(split.pool)}, or 0 for all of them")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    scored_on = split.validation if score_on == "validation" else split.test
     try:
-        teacher, teacher_metadata = load_or_train_teacher(train, test, root=arguments.data_root,
+        teacher, teacher_metadata = load_or_train_teacher(split, root=arguments.data_root,
                                                           epochs=setting.teacher_epochs, device=device,
                                                           progress=arguments.progress)
     except TrainingInterrupted as stop:
         write_json(arguments.json, {"dataset": train.name, "interrupted": stop.message, "runs": []})
         raise
     spec = student_spec(train.input_shape, setting.student, train.num_classes)
-    split = f"validation ({len(scored_on)} training examples held out)" if arguments.validation else "test"
     labelled = (f"{setting.transfer_size} labelled examples drawn per seed" if setting.transfer_size
-                else f"all {len(pool)} training examples")
-    print(f"{train.name}: teacher test accuracy {teacher_metadata['accuracy']:.4f}; {setting.student} students "
-          f"on {labelled}, T={setting.T}, alpha={setting.alpha}, {setting.epochs} epochs, "
-          f"{arguments.seeds} seeds; scored on {split}")
+                else f"all {len(split.pool)} pool examples")
+    print(f"{train.name}: teacher trained on {len(split.pool)} of {len(train)} training images, validation accuracy "
+          f"{teacher_metadata['validation_accuracy']:.4f}, test accuracy {teacher_metadata['accuracy']:.4f}; "
+          f"{setting.student} students on {labelled}, T={setting.T}, alpha={setting.alpha}, {setting.epochs} epochs, "
+          f"{arguments.seeds} seeds; scored on the {len(scored_on)} {score_on} images")
     settings = {name: getattr(setting, name) for name in ("epochs", "teacher_epochs", "student", "transfer_size",
-                                                          "T", "alpha")}
-    settings |= {"seeds": arguments.seeds, "scored_on": "validation" if arguments.validation else "test"}
+                                                          "T", "alpha", "validation")}
+    settings |= {"seeds": arguments.seeds, "scored_on": score_on, "pool": len(split.pool)}
     header = {"dataset": train.name, "device": str(device), "settings": settings, "teacher": teacher_metadata}
     try:
-        results = compare_students(teacher, pool, scored_on, spec, transfer_size=setting.transfer_size or None,
+        results = compare_students(teacher, split.pool, scored_on, spec, transfer_size=setting.transfer_size or None,
                                    seeds=range(arguments.seeds), T=setting.T, alpha=setting.alpha,
                                    epochs=setting.epochs, device=device, progress=arguments.progress)
     except TrainingInterrupted as stop:
         if stop.partial:
+            _say_what_was_scored(stop.partial, score_on)
             print(results_table(stop.partial))
         write_json(arguments.json, {**header, "interrupted": stop.message,
                                     **(image_results_json(stop.partial) if stop.partial else {"runs": []})})
         raise
+    _say_what_was_scored(results, score_on)
     print(results_table(results))
     write_json(arguments.json, {**header, **image_results_json(results)})
     return 0
+
+
+def _say_what_was_scored(results: dict, score_on: str) -> None:
+    """compare_students' gain covers "seeds and test images"; scored on the validation images, it says so."""
+    if results["gain"] and score_on != "test" and "examples" in results["gain"]:
+        results["gain"]["covers"] = f"seeds and {score_on} images"
 
 
 def image_results_json(results: dict) -> dict:
@@ -239,7 +259,9 @@ def image_results_json(results: dict) -> dict:
 
 
 def _gain_json(gain) -> dict | None:
-    return {key: gain[key] for key in ("mean", "ci_low", "ci_high", "sd", "n")} if gain else None
+    """The gain's numbers and what its interval covers ("seeds", or "seeds and test images")."""
+    keys = ("mean", "ci_low", "ci_high", "sd", "n", "covers", "examples", "se_seeds", "se_examples")
+    return {key: gain[key] for key in keys if key in gain} if gain else None
 
 
 def run_language_distill(arguments, device, **given) -> int:
@@ -304,7 +326,10 @@ def results_table(results: dict) -> str:
         interval = f", 95 % CI {summary['ci_low']:.4f} to {summary['ci_high']:.4f}" if "ci_low" in summary else ""
         lines.append(f"{name:>9}: {summary['mean']:.4f} ± {summary['sd']:.4f} (mean ± sd{interval})")
     gain = results["gain"]
-    lines.append(f"distilled - baseline, paired: {gain.describe()}" if gain else ONE_SEED)
+    described = gain.describe() if gain else ONE_SEED
+    if gain and gain.get("covers", "").endswith(" validation images"):  # describe() calls its images test images
+        described = described.replace(" test images", " validation images")
+    lines.append(f"distilled - baseline, paired: {described}" if gain else ONE_SEED)
     lines.append(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
     return "\n".join(lines)
 
@@ -389,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{experiment.TEACHER_EPOCHS})")
     teacher.add_argument("--seed", type=seed_number, default=0, help=f"0 to {MAX_SEED}")
     teacher.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+    teacher.add_argument("--validation", type=positive_int, metavar="N",
+                         help="training examples held out, as `distill --validation N` holds them out (digits: "
+                              f"{experiment.SETTINGS['digits'].validation})")
     teacher.set_defaults(run=run_teacher)
 
     students = commands.add_parser(
@@ -408,8 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="labelled examples each seed draws for its students; 0 = the whole training set "
                              f"(digits: {experiment.TRANSFER_SIZE})")
     images.add_argument("--validation", type=positive_int, metavar="N",
-                        help="hold out N training examples and score on them instead of the test set: "
-                             "the way to choose settings without looking at the test set")
+                        help="training examples held out for choosing, which no teacher or student trains on "
+                             f"(digits: {experiment.SETTINGS['digits'].validation})")
+    images.add_argument("--score-on", choices=("test", "validation"),
+                        help="score the students on the test set (default: the result to report) or on the "
+                             "held-out validation examples (the way to choose settings without looking at the test "
+                             "set)")
     text = students.add_argument_group(f"language models (--dataset {DEFAULT_CORPUS} or --text FILE)")
     text.add_argument("--text", metavar="FILE", help="a UTF-8 text file to use instead of Python's help text")
     text.add_argument("--steps", type=positive_int, help=f"student training steps (default: {language.STUDENT_STEPS})")

@@ -169,7 +169,7 @@ function bars(ctx, spec, data) {
 }
 
 function heatmap(ctx, spec, data) {
-  const box = frame(ctx, { ...spec, left: 48, bottom: 50 }, data, []);
+  const box = frame(ctx, { ...spec, left: 48, bottom: 50 }, data, []);  // spec.right leaves room for a colour bar
   const rows = spec.rows.length, columns = spec.columns.length, cw = box.w / columns, ch = box.h / rows;
   ctx.font = FONT;
   ctx.textAlign = "center";
@@ -213,6 +213,35 @@ function heatmap(ctx, spec, data) {
     ctx.lineWidth = 3;
     ctx.strokeRect(box.x + data.highlight[1] * cw + 1.5, box.y + data.highlight[0] * ch + 1.5, cw - 3, ch - 3);
   }
+  if (spec.colorbar) colorbar(ctx, spec, spec.colorbar, box);
+}
+
+function colorbar(ctx, spec, bar, box) {  // beside the cells: its bands low to high, ticks and label
+  const x = box.x + box.w + 8, width = 12, band = box.h / bar.colours.length;
+  const Y = (v) => box.y + box.h * (1 - (v - bar.low) / (bar.high - bar.low || 1));
+  bar.colours.forEach((colour, i) => {
+    ctx.fillStyle = colour;
+    ctx.fillRect(x, box.y + box.h - (i + 1) * band, width, band + 0.5);
+  });
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(x, box.y, width, box.h);
+  ctx.fillStyle = "#000";
+  ctx.font = "10px sans-serif";
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  bar.ticks.forEach((t, i) => {
+    ctx.beginPath(); ctx.moveTo(x + width, Y(t)); ctx.lineTo(x + width + 3, Y(t)); ctx.stroke();
+    ctx.fillText(bar.tick_labels[i], x + width + 5, Y(t));
+  });
+  ctx.save();
+  ctx.translate(spec.width - 2, box.y + box.h / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.font = FONT;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "bottom";
+  ctx.fillText(bar.label, 0, 0, box.h + 40);
+  ctx.restore();
 }
 
 function lines(ctx, spec, data) {

@@ -228,8 +228,9 @@ def _is_count(value) -> bool:
 # The metadata kdlab writes, by key: what its value must be. The SHA-256 covers only the weights, so
 # these are checked on every load; a key not listed here is a plain value weights_only has let through.
 METADATA_TYPES = {
-    "accuracy": (_is_fraction, "a number in [0, 1]"),
-    **dict.fromkeys(("epochs", "steps", "seed", "jitter", "transfer_size", "epochs_requested", "steps_requested"),
+    **dict.fromkeys(("accuracy", "validation_accuracy"), (_is_fraction, "a number in [0, 1]")),
+    **dict.fromkeys(("epochs", "steps", "seed", "jitter", "transfer_size", "epochs_requested", "steps_requested",
+                     "validation", "pool"),
                     (_is_count, "a whole number")),
     **dict.fromkeys(("validation_loss", "seconds"), (_is_number, "a finite number")),
     **dict.fromkeys(("dataset", "corpus", "fingerprint", "kdlab_version"), (lambda value: isinstance(value, str),

@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import nn
 
 from kdlab import distributed, language
 from kdlab.checkpoints import cache_path, load_or_train
-from kdlab.comparison import mean_interval, mean_sd, paired_difference
+from kdlab.comparison import mean_interval, mean_sd, paired_difference, paired_difference_over_examples
 from kdlab.data import TensorData, load_dataset
 from kdlab.device import pick_device
 from kdlab.interrupt import TrainingInterrupted
@@ -28,9 +29,10 @@ from kdlab.models import build_model, count_parameters, teacher_spec
 from kdlab.text import CharCorpus
 from kdlab.train import evaluate, fit, train_student
 
-__all__ = ["LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting", "compare_language_students",
-           "compare_students", "language_setting", "load_data_and_teacher", "load_or_train_language_teacher",
-           "load_or_train_teacher", "pool_and_scoring", "setting_for", "teacher_cache_name"]
+__all__ = ["LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting", "Split",
+           "compare_language_students", "compare_students", "language_setting", "load_data_and_teacher",
+           "load_or_train_language_teacher", "load_or_train_teacher", "setting_for", "split_dataset",
+           "teacher_cache_name"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Setting:
     epochs: int  # the students' budget
     T: float
     alpha: float
+    validation: int  # training images held out for choosing: no teacher or student ever trains on them
 
 
 @dataclass(frozen=True)
@@ -61,17 +64,22 @@ class LanguageSetting:
 
 
 SETTINGS = {
-    # 100 labelled digits: the teacher's soft targets stand in for the labels the student lacks.
+    # 100 labelled digits: the teacher's soft targets stand in for the labels the student lacks. T and alpha:
+    # the best cell of notebook 06's validation grid (T 1-16 x alpha 0-1, 10 transfer sets, scored on the 300
+    # validation images; sweep.sweep_transfer_sets and sweep.best_cell), where T >= 4 with alpha >= 0.25 is a
+    # plateau within about a point.
     "digits": Setting(teacher_epochs=30, teacher_jitter=0, transfer_size=100, student="medium", epochs=150,
-                      T=4.0, alpha=0.9),
-    # Real handwriting: a ConvNet teacher trained with jitter, distilled into a 2x100 MLP from 1,000 labels.
+                      T=12.0, alpha=1.0, validation=300),
+    # Real handwriting: a ConvNet teacher trained with jitter, distilled into a 2x100 MLP from 1,000 labels. T and
+    # alpha: the best cell of `python benchmarks/choose_T_alpha.py --dataset mnist --data-root COPY --offline`
+    # on the 10,000-image fixture (5 transfer sets, scored on its 1,000 validation images; README).
     "mnist": Setting(teacher_epochs=20, teacher_jitter=2, transfer_size=1000, student="medium", epochs=60,
-                     T=4.0, alpha=0.9),
+                     T=12.0, alpha=0.9, validation=1000),
     # Fashion-MNIST and CIFAR-10 cannot be downloaded here: their settings are unmeasured guesses.
     "fashion-mnist": Setting(teacher_epochs=20, teacher_jitter=2, transfer_size=1000, student="medium", epochs=60,
-                             T=4.0, alpha=0.9),
+                             T=4.0, alpha=0.9, validation=5000),
     "cifar10": Setting(teacher_epochs=30, teacher_jitter=0, transfer_size=0, student="medium", epochs=30,
-                       T=4.0, alpha=0.9),
+                       T=4.0, alpha=0.9, validation=5000),
 }
 LANGUAGE_SETTING = LanguageSetting()
 VALIDATION_SEED = 12345  # the held-out split never moves with the students' seeds
@@ -107,70 +115,78 @@ ALPHA = SETTINGS["digits"].alpha
 
 # ----------------------------------------------------------------------------------------- images
 
+class Split(NamedTuple):
+    """One split for everything, made by split_dataset: choices are made on `validation`, which no teacher
+    and no student ever trains on; `test` only reports."""
+
+    pool: TensorData  # the teacher's training images, and every transfer set's
+    validation: TensorData
+    test: TensorData
+
+
+def split_dataset(train: TensorData, test: TensorData, *, validation: int | None = None) -> Split:
+    """The pool, validation and test images of a dataset: `validation` training images (the dataset's
+    Setting.validation by default; always the same ones, balanced over the classes) are held out of the pool."""
+    size = setting_for(train.name).validation if validation is None else validation
+    if not 1 <= size < len(train):
+        raise ValueError(f"--validation {size}: hold out between 1 and {len(train) - 1} of {train.name}'s "
+                         f"{len(train)} training examples, so that the pool keeps some")
+    pool, held_out = train.split(size, seed=VALIDATION_SEED)
+    return Split(pool, held_out, test)
+
+
 def load_data_and_teacher(dataset: str = "digits", root="data", *, offline: bool = False,
-                          teacher_epochs: int | None = None, device=None, progress: bool = True):
-    """(train, test, teacher, teacher_metadata): what every image experiment starts from."""
-    train, test = load_dataset(dataset, root, offline=offline)
-    teacher, metadata = load_or_train_teacher(train, test, root=root, epochs=teacher_epochs,
-                                              device=device, progress=progress)
-    return train, test, teacher, metadata
+                          teacher_epochs: int | None = None, validation: int | None = None, device=None,
+                          progress: bool = True) -> tuple[Split, nn.Module, dict]:
+    """(split, teacher, teacher_metadata): what every image experiment starts from; the teacher never saw
+    split.validation."""
+    split = split_dataset(*load_dataset(dataset, root, offline=offline), validation=validation)
+    teacher, metadata = load_or_train_teacher(split, root=root, epochs=teacher_epochs, device=device,
+                                              progress=progress)
+    return split, teacher, metadata
 
 
-def teacher_cache_name(dataset: str, *, epochs: int, jitter: int) -> str:
+def teacher_cache_name(dataset: str, *, epochs: int, jitter: int, validation: int) -> str:
     """The `name` of a teacher's cache file: the dataset alone for its default Setting (the file the
     notebooks, the grid and committed caches expect), else the dataset and each setting that differs,
     e.g. "digits-epochs1", so a quick run never replaces the real teacher."""
     default = SETTINGS[dataset]
-    given = {"epochs": (epochs, default.teacher_epochs), "jitter": (jitter, default.teacher_jitter)}
+    given = {"epochs": (epochs, default.teacher_epochs), "jitter": (jitter, default.teacher_jitter),
+             "validation": (validation, default.validation)}
     return "-".join([dataset, *(f"{name}{value}" for name, (value, usual) in given.items() if value != usual)])
 
 
-def load_or_train_teacher(train: TensorData, test: TensorData, *, root="data", epochs: int | None = None,
-                          jitter: int | None = None, seed: int = 0, device=None, progress: bool = True,
-                          retrain: bool = False):
-    """The dataset's teacher from `<root>/teacher-<name>-seed<seed>.pt`, trained and saved first if need be.
+def load_or_train_teacher(split: Split, *, root="data", epochs: int | None = None, jitter: int | None = None,
+                          seed: int = 0, device=None, progress: bool = True, retrain: bool = False):
+    """The dataset's teacher, trained on split.pool only, from `<root>/teacher-<name>-seed<seed>.pt`, trained
+    and saved first if need be.
 
-    Returns (teacher, metadata). `epochs` and `jitter` default to the dataset's Setting; `<name>` is
-    teacher_cache_name's, so a teacher trained with other settings has a file of its own and never
-    replaces the default one. A checkpoint made for another dataset, model, seed, epoch count or
-    jitter is not reused: it is retrained and replaced, with a message saying why. Ctrl-C keeps the
-    half-trained teacher in a file of its own (never loaded automatically) and raises TrainingInterrupted.
+    Returns (teacher, metadata), whose "accuracy" is on the test images and "validation_accuracy" on the
+    held-out ones. `epochs` and `jitter` default to the dataset's Setting; `<name>` is teacher_cache_name's,
+    so a teacher trained with other settings has a file of its own and never replaces the default one. A
+    checkpoint made for another dataset, model, seed, epoch count, jitter or split (a teacher from before the
+    split, trained on every training image, included) is not reused: it is retrained and replaced, with a
+    message saying why. Ctrl-C keeps the half-trained teacher in a file of its own (never loaded
+    automatically) and raises TrainingInterrupted.
     """
-    setting = setting_for(train.name, teacher_epochs=epochs, teacher_jitter=jitter)
-    spec = teacher_spec(train.input_shape, train.num_classes)
-    expected = {"dataset": train.name, "seed": seed, "epochs": setting.teacher_epochs,
-                "jitter": setting.teacher_jitter}
+    pool, validation, test = split
+    setting = setting_for(pool.name, teacher_epochs=epochs, teacher_jitter=jitter)
+    spec = teacher_spec(pool.input_shape, pool.num_classes)
+    expected = {"dataset": pool.name, "seed": seed, "epochs": setting.teacher_epochs,
+                "jitter": setting.teacher_jitter, "validation": len(validation), "pool": len(pool)}
 
     def train_teacher(teacher):
-        fit(teacher, train, test, epochs=setting.teacher_epochs, seed=seed, device=device, progress=progress,
+        fit(teacher, pool, validation, epochs=setting.teacher_epochs, seed=seed, device=device, progress=progress,
             jitter_pixels=setting.teacher_jitter)
-        return {"accuracy": evaluate(teacher, test, device=device)["accuracy"]}
+        return {"accuracy": evaluate(teacher, test, device=device)["accuracy"],
+                "validation_accuracy": evaluate(teacher, validation, device=device)["accuracy"]}
 
-    name = teacher_cache_name(train.name, epochs=setting.teacher_epochs, jitter=setting.teacher_jitter)
+    name = teacher_cache_name(pool.name, epochs=setting.teacher_epochs, jitter=setting.teacher_jitter,
+                              validation=len(validation))
     teacher, metadata = load_or_train(cache_path(root, "teacher", name, seed=seed), spec, expected,
                                       train_teacher, seed=seed, what="the teacher", retrain=retrain,
                                       write=distributed.is_main_process())
     return teacher.to(pick_device(device)), metadata
-
-
-def pool_and_scoring(train: TensorData, test: TensorData, *, validation: int = 0,
-                     transfer_size: int = 0) -> tuple[TensorData, TensorData]:
-    """(pool the transfer sets are drawn from, what the students are scored on).
-
-    With `validation` N, N training examples (always the same ones) are held out and scored on
-    instead of the test set: the way to choose settings without looking at it. Checked before any
-    training, so an impossible request fails at once.
-    """
-    pool, scored_on = train, test
-    if validation:
-        if validation >= len(train):
-            raise ValueError(f"--validation {validation} leaves no training examples of {train.name}'s "
-                             f"{len(train)}; hold out fewer")
-        pool, scored_on = train.split(validation, seed=VALIDATION_SEED)
-    if transfer_size > len(pool):
-        raise ValueError(f"--transfer-size {transfer_size} is more than the {len(pool)} training examples "
-                         f"available; use at most {len(pool)}, or 0 for all of them")
-    return pool, scored_on
 
 
 def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *, transfer_size: int | None = None,
@@ -181,8 +197,9 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
 
     With `transfer_size`, each seed draws its own balanced transfer set of that size from `pool`;
     without it, every seed trains on all of `pool`. Returns {"runs": [per seed], "baseline" and
-    "distilled": mean_interval of accuracy, "gain": paired_difference (distilled - baseline, with
-    its 95 % interval and verdict; None for a single seed), ...}. Ctrl-C raises TrainingInterrupted
+    "distilled": mean_interval of accuracy, "gain": paired_difference_over_examples (distilled - baseline,
+    with a 95 % interval over the seeds and the test images, and its verdict; None for a single seed), ...}.
+    Each run keeps its students' per-example "baseline_correct" / "distilled_correct". Ctrl-C raises TrainingInterrupted
     whose `partial` holds the same summary over the seeds whose two students both finished.
     """
     def compare_once(seed):
@@ -193,14 +210,15 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
                                                                    alpha=alpha, **common)})
         run = {"seed": seed, "transfer_size": len(transfer)}
         for name, (model, history) in students.items():
-            scores = evaluate(model, test, teacher=teacher, device=device)
+            scores = evaluate(model, test, teacher=teacher, device=device, per_example=True)
             run |= {name: scores["accuracy"], f"{name}_loss": scores["loss"], f"{name}_agreement": scores["agreement"],
-                    f"{name}_history": history.as_dict()}
+                    f"{name}_correct": scores["correct"], f"{name}_history": history.as_dict()}
         return run
 
     def summary(runs):
         baseline, distilled = [run["baseline"] for run in runs], [run["distilled"] for run in runs]
-        gain = paired_difference(baseline, distilled) if len(runs) > 1 else None
+        gain = paired_difference_over_examples([run["baseline_correct"] for run in runs],
+                                               [run["distilled_correct"] for run in runs]) if len(runs) > 1 else None
         return {"runs": runs, "baseline": _spread(baseline), "distilled": _spread(distilled), "gain": gain,
                 "verdict": gain.verdict if gain else "inconclusive",
                 "baseline_loss": _spread(run["baseline_loss"] for run in runs),

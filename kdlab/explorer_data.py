@@ -17,47 +17,42 @@ from kdlab.data import TensorData
 from kdlab.device import pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, student_spec
-from kdlab.sweep import Grid, grid_from_cache_or_sweep
+from kdlab.sweep import GRID_TRANSFER_SETS, Grid, grid_from_cache_or_sweep
 from kdlab.train import evaluate, fit
 
 __all__ = ["ExplorerData", "load_explorer_data", "load_or_train_baseline", "train_with_curve"]
-
-GRID_REPEATS = 3  # students per grid cell: enough for an interval, and cheap in one batched sweep
-
 
 @dataclass
 class ExplorerData:
     """Everything the explorer shows, computed once when it starts."""
 
-    test: TensorData  # the test images the example picker chooses from
+    test: TensorData  # the test images the example picker chooses from (shown, never scored on to choose)
+    validation: TensorData  # what the grid, the baseline's curve and "Train now" are scored on
     teacher_logits: torch.Tensor  # (n, C) on the CPU
     student_logits: torch.Tensor  # (n, C): the baseline student of the default experiment
     grid: Grid
     teacher: nn.Module  # for "Train now"
     transfer: TensorData  # the default experiment's small labelled transfer set
     student_spec: dict
-    baseline_curve: list[float]  # the baseline student's test accuracy after each epoch
+    baseline_curve: list[float]  # the baseline student's validation accuracy after each epoch
     epochs: int
     device: torch.device
+    teacher_accuracy: float  # on the validation images, beside the students' curves (no default: 0 would draw)
     seed: int = 0  # picks the transfer set and every student's initial weights and batches
 
-    @property
-    def teacher_accuracy(self) -> float:
-        return (self.teacher_logits.argmax(1) == self.test.labels.cpu()).float().mean().item()
 
-
-def train_with_curve(spec: dict, transfer: TensorData, test: TensorData, *, teacher: nn.Module | None = None,
+def train_with_curve(spec: dict, transfer: TensorData, scored_on: TensorData, *, teacher: nn.Module | None = None,
                      T: float = experiment.TEMPERATURE, alpha: float = experiment.ALPHA,
                      epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None, on_epoch=None):
-    """(model, curve): a student trained on `transfer` (distilled when a teacher is given) and its test
-    accuracy after each epoch.
+    """(model, curve): a student trained on `transfer` (distilled when a teacher is given) and its accuracy on
+    `scored_on` (the explorer's validation images) after each epoch.
 
-    The student is scored by itself after each epoch (the teacher is not re-run on the test set),
+    The student is scored by itself after each epoch (the teacher is not re-run on `scored_on`),
     which keeps a curve cheap. `on_epoch(epochs_done)` reports progress. Ctrl-C raises
     TrainingInterrupted with `partial` set to the curve so far (possibly empty).
     """
     model = build_model(spec, seed=seed)
-    return model, _train_with_curve(model, transfer, test, teacher=teacher, T=T, alpha=alpha, epochs=epochs,
+    return model, _train_with_curve(model, transfer, scored_on, teacher=teacher, T=T, alpha=alpha, epochs=epochs,
                                     seed=seed, device=device, on_epoch=on_epoch)
 
 
@@ -79,16 +74,17 @@ def _train_with_curve(model: nn.Module, transfer: TensorData, test: TensorData, 
     return curve
 
 
-def load_or_train_baseline(spec: dict, transfer: TensorData, test: TensorData, *, root="data",
+def load_or_train_baseline(spec: dict, transfer: TensorData, scored_on: TensorData, *, root="data",
                            epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, device=None):
-    """(baseline student, its test-accuracy curve), from `<root>/explorer-baseline-<dataset>-seed<seed>.pt`
+    """(baseline student, its accuracy curve on `scored_on`), from `<root>/explorer-baseline-<dataset>-seed<seed>.pt`
     or trained on hard labels and saved first, so the page starts without training.
 
     Ctrl-C raises TrainingInterrupted and saves nothing, so the next start trains it again."""
-    expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer)}
+    expected = {"dataset": transfer.name, "seed": seed, "epochs": epochs, "transfer_size": len(transfer),
+                "validation": len(scored_on)}
 
     def train_baseline(student):
-        return {"curve": _train_with_curve(student, transfer, test, teacher=None, T=experiment.TEMPERATURE,
+        return {"curve": _train_with_curve(student, transfer, scored_on, teacher=None, T=experiment.TEMPERATURE,
                                            alpha=experiment.ALPHA, epochs=epochs, seed=seed, device=device)}
 
     path = cache_path(root, "explorer-baseline", transfer.name, seed=seed)
@@ -102,18 +98,24 @@ def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = ex
     """The teacher and the grid from `root` (trained and swept first if missing), and a baseline student.
 
     The example's student is the default experiment's baseline, trained on TRANSFER_SIZE labelled
-    examples with hard labels only (cached in `root` too), so its soft targets differ visibly
-    from the teacher's. Each grid cell is the mean of GRID_REPEATS students.
+    examples of the pool with hard labels only (cached in `root` too), so its soft targets differ visibly
+    from the teacher's. Each grid cell is the mean of GRID_TRANSFER_SETS students, one per transfer set (seeds
+    `seed`, `seed + 1`, ...; the first is the baseline's), so its hatching says what the luck of the draw
+    hides, as in notebook 06. Every accuracy it shows is on the validation images, which a reader may tune
+    on; the test images are only looked at.
     """
     device = pick_device(device)
-    train, test, teacher, teacher_metadata = experiment.load_data_and_teacher(dataset, root, offline=offline,
-                                                                              device=device, progress=progress)
-    transfer = train.subset(experiment.TRANSFER_SIZE, seed=seed)  # the grid's, the baseline's and Train now's
-    grid = grid_from_cache_or_sweep(root, transfer, test, teacher, teacher_metadata, epochs=epochs, seed=seed,
-                                    repeats=GRID_REPEATS, device=device, progress=progress)
-    spec = student_spec(train.input_shape, experiment.STUDENT_SIZE, train.num_classes)
-    student, curve = load_or_train_baseline(spec, transfer, test, root=root, epochs=epochs, seed=seed, device=device)
-    return ExplorerData(test=test, teacher_logits=predict_logits(teacher, test.inputs, device=device).cpu(),
+    (pool, validation, test), teacher, teacher_metadata = experiment.load_data_and_teacher(
+        dataset, root, offline=offline, device=device, progress=progress)
+    transfer = pool.subset(experiment.TRANSFER_SIZE, seed=seed)  # the baseline's, Train now's and the grid's first
+    grid = grid_from_cache_or_sweep(root, pool, validation, teacher, teacher_metadata, epochs=epochs,
+                                    transfer_size=experiment.TRANSFER_SIZE,
+                                    seeds=range(seed, seed + GRID_TRANSFER_SETS), device=device, progress=progress)
+    spec = student_spec(pool.input_shape, experiment.STUDENT_SIZE, pool.num_classes)
+    student, curve = load_or_train_baseline(spec, transfer, validation, root=root, epochs=epochs, seed=seed,
+                                            device=device)
+    return ExplorerData(test=test, validation=validation,
+                        teacher_logits=predict_logits(teacher, test.inputs, device=device).cpu(),
                         student_logits=predict_logits(student, test.inputs, device=device).cpu(), grid=grid,
                         teacher=teacher, transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=epochs,
-                        device=device, seed=seed)
+                        device=device, seed=seed, teacher_accuracy=teacher_metadata["validation_accuracy"])

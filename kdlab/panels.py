@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib import colormaps, colors
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from kdlab.losses import kd_loss, soft_targets, soft_term_gradient
 from kdlab.sweep import Grid
@@ -205,40 +206,60 @@ class GradientPanel(Panel):
 
 
 class GridPanel(Panel):
-    """Panel (d): students trained over T x alpha, T = 1 on top as in notebook 06; cells within noise
-    of the alpha = 0 column are hatched, so only real differences stand out."""
+    """Panel (d): students trained over T x alpha, T = 1 on top as in notebook 06, coloured by their mean
+    `measure` with a colour bar beside them; cells within noise of the alpha = 0 column are hatched, so only
+    real differences stand out. The title gives the cell nearest the sliders and its 95 % interval, and says
+    what the interval covers: the grid's transfer sets (`settings["seeds"]`), or else its students."""
 
-    def __init__(self, grid: Grid):
-        self.grid = grid
+    COLOURBAR_STEPS = 32  # the colour bar's bands, low to high
+
+    def __init__(self, grid: Grid, measure: str = "validation accuracy"):
+        self.grid, self.measure = grid, measure
+
+    def runs_covered(self) -> str:
+        """What a cell's interval covers, in words: "5 transfer sets", or "3 students" on one transfer set."""
+        runs = 1 if self.grid.runs is None else len(self.grid.runs)
+        if "seeds" in self.grid.settings:
+            return f"{runs} transfer set{'s' * (runs != 1)}"
+        return f"{runs} student{'s' * (runs != 1)}"
 
     def spec(self) -> dict:
         grid, accuracy = self.grid, np.asarray(self.grid.accuracy, dtype=float)
-        low, high = np.nanmin(accuracy), np.nanmax(accuracy)
-        shade = colors.Normalize(low, high if high > low else low + 1e-9)
+        low, high = float(np.nanmin(accuracy)), float(np.nanmax(accuracy))
+        high = high if high > low else low + 1e-9
+        shade = colors.Normalize(low, high)
         cells = colormaps["viridis"](shade(accuracy))
         noise = grid.within_noise()
-        runs = 1 if grid.runs is None else len(grid.runs)
-        note = (f"{runs} students per cell; hatched: no different from α = 0 (95 %)" if noise is not None
+        note = (f"mean of {self.runs_covered()}; hatched: within noise of α = 0 (paired, 95 %)" if noise is not None
                 else "one student per cell: read with care")
-        return {"kind": "heatmap", "width": 340, "height": 250, "rows": [f"{T:g}" for T in grid.temperatures],
+        bands = colormaps["viridis"](np.linspace(0, 1, self.COLOURBAR_STEPS))
+        ticks = [float(t) for t in MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+                 if low - 1e-12 <= t <= high + 1e-12]
+        decimals = next((d for d in range(1, 6) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)), 6)  # 0.90, 0.91
+        return {"kind": "heatmap", "width": 340, "height": 262, "right": 66,
+                "rows": [f"{T:g}" for T in grid.temperatures],
                 "columns": [f"{alpha:g}" for alpha in grid.alphas], "xlabel": "α (teacher weight)",
                 "ylabel": "temperature T", "values": _rounded(accuracy),
                 "colours": [[colors.to_hex(cell) for cell in row] for row in cells],
                 "text": [[f"{value:.3f}" for value in row] for row in accuracy],
                 "text_colours": [["black" if cell[:3] @ (0.299, 0.587, 0.114) > 0.5 else "white" for cell in row]
                                  for row in cells],
-                "marks": None if noise is None else noise.tolist(), "note": note}
+                "marks": None if noise is None else noise.tolist(), "note": note,
+                "colorbar": {"low": round(low, 6), "high": round(high, 6), "label": self.measure,
+                             "colours": [colors.to_hex(band) for band in bands], "ticks": _rounded(ticks, 6),
+                             "tick_labels": [f"{t:.{decimals}f}" for t in ticks]}}
 
     def show(self, panel: dict) -> None:
         interval = panel["interval"]
-        spread = f" (95 % CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
+        spread = (f"95 % CI over {self.runs_covered()}: {interval[0]:.3f}–{interval[1]:.3f}" if interval
+                  else "one student: no interval")
         self._show(highlight=[panel["row"], panel["column"]],
-                   title=f"(d) Trained: T = {panel['T']:g}, α = {panel['alpha']:g}: "
-                         f"{panel['cell_accuracy']:.3f}{spread}")
+                   title=f"(d) {self.measure.capitalize()} at T = {panel['T']:g}, α = {panel['alpha']:g}: "
+                         f"{panel['cell_accuracy']:.3f}\n{spread}")
 
 
 class CurvesPanel(Panel):
-    """The baseline's test accuracy per epoch, the teacher's, and the latest "Train now" student's."""
+    """The baseline's validation accuracy per epoch, the teacher's, and the latest "Train now" student's."""
 
     def __init__(self, baseline_curve: list[float], teacher_accuracy: float, epochs: int):
         self.baseline = {"x": list(range(1, len(baseline_curve) + 1)), "y": _rounded(baseline_curve),
@@ -250,7 +271,7 @@ class CurvesPanel(Panel):
 
     def spec(self) -> dict:
         return {"kind": "lines", "width": 250, "height": 165, "xlim": [0, self.epochs], "ylim": self.ylim,
-                "xlabel": "epoch", "ylabel": "test accuracy", "left": 46}
+                "xlabel": "epoch", "ylabel": "validation accuracy", "left": 46}
 
     def show(self, curve: list[float] | None = None, label: str = "Train now") -> None:
         distilled = {"x": list(range(1, len(curve or []) + 1)), "y": _rounded(curve or []), "label": label,
@@ -264,10 +285,11 @@ def static_figure(charts, columns: int = 3) -> Figure:
     """The charts (spec and data each) drawn by matplotlib into one figure, as the browser draws them."""
     rows = math.ceil(len(charts) / columns)
     figure = Figure(figsize=(5.2 * columns, 3.6 * rows), dpi=80, layout="constrained")
-    for ax, (spec, data) in zip(figure.subplots(rows, columns, squeeze=False).flat, charts):
+    axes = list(figure.subplots(rows, columns, squeeze=False).flat)  # before any colour bar adds its own axes
+    for ax, (spec, data) in zip(axes, charts):
         _STATIC[spec["kind"]](ax, spec, data)
         ax.set_title(data.get("title", ""), fontsize="medium", pad=24 if ax.get_legend() else 6)
-    for ax in figure.axes[len(charts):]:
+    for ax in axes[len(charts):]:
         ax.set_axis_off()
     return figure
 
@@ -289,9 +311,13 @@ def _static_bars(ax, spec, data) -> None:
 
 
 def _static_heatmap(ax, spec, data) -> None:
-    # the browser's min-max viridis scale (plot_heatmap's default), its text and its marks
+    # the browser's viridis scale, its colour bar (when it has one), its text and its marks
+    bar = spec.get("colorbar")
     plot_heatmap(spec["values"], spec["rows"], spec["columns"], ax=ax, xlabel=spec["xlabel"], ylabel=spec["ylabel"],
-                 labels=spec["text"], hatched=spec["marks"], highlight=data["highlight"], colorbar=False)
+                 labels=spec["text"], hatched=spec["marks"], highlight=data["highlight"], colorbar=bar is not None,
+                 colorbar_label=bar and bar["label"], vmin=bar and bar["low"], vmax=bar and bar["high"])
+    if bar is not None:
+        ax.images[0].colorbar.set_ticks(bar["ticks"], labels=bar["tick_labels"])  # the bar plot_heatmap added
 
 
 def _static_lines(ax, spec, data) -> None:

@@ -33,11 +33,12 @@ from kdlab.models import build_model, student_spec
 from kdlab.progress import TrainingLoop
 from kdlab.train import evaluate
 
-__all__ = ["GRID_ALPHAS", "GRID_TEMPERATURES", "Grid", "distill_students", "grid_from_cache_or_sweep",
-           "load_or_run_grid", "sweep"]
+__all__ = ["GRID_ALPHAS", "GRID_TEMPERATURES", "GRID_TRANSFER_SETS", "Grid", "best_cell", "distill_students",
+           "grid_from_cache_or_sweep", "load_or_run_grid", "sweep", "sweep_transfer_sets"]
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 GRID_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+GRID_TRANSFER_SETS = 5  # the cached grid's transfer sets (load_or_run_grid, the explorer): one student per cell each
 SWEEP_LR = 1e-3  # sweep()'s defaults, which a cached grid must also match
 SWEEP_BATCH_SIZE = 64
 
@@ -129,6 +130,29 @@ def sweep(teacher, transfer, test, spec: dict, temperatures=GRID_TEMPERATURES, a
     return Grid(temperatures, alphas, runs.mean(axis=0), transfer.name, settings, runs=runs)
 
 
+def sweep_transfer_sets(teacher, pool: TensorData, scored_on: TensorData, spec: dict, temperatures=GRID_TEMPERATURES,
+                        alphas=GRID_ALPHAS, *, transfer_size: int, seeds=range(5),
+                        epochs: int = experiment.STUDENT_EPOCHS, device=None, progress: bool = True) -> Grid:
+    """A grid whose run s is one student per cell on seed s's own transfer set of `transfer_size` drawn from
+    `pool`: its intervals cover the luck of the draw, as a paired comparison's do. How kdlab chooses T and alpha
+    (scored on validation images; see `best_cell`)."""
+    seeds = list(seeds)  # iterated twice below: a generator would leave "seeds" empty
+    if not seeds:
+        raise ValueError("sweep_transfer_sets needs at least one seed")
+    grids = [sweep(teacher, pool.subset(transfer_size, seed=seed), scored_on, spec, temperatures, alphas,
+                   epochs=epochs, seed=seed, device=device, progress=progress) for seed in seeds]
+    runs = np.stack([grid.runs[0] for grid in grids])
+    settings = {**{key: value for key, value in grids[0].settings.items() if key != "seed"},  # seed 0's, not all
+                "seeds": seeds, "scored_on": len(scored_on)}
+    return Grid(grids[0].temperatures, grids[0].alphas, runs.mean(axis=0), pool.name, settings, runs=runs)
+
+
+def best_cell(grid: Grid) -> tuple[float, float]:
+    """(T, alpha) of the cell with the highest mean accuracy: the choice, made on whatever the grid was scored on."""
+    row, column = np.unravel_index(int(np.argmax(grid.accuracy)), grid.accuracy.shape)
+    return grid.temperatures[row], grid.alphas[column]
+
+
 def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, seeds, temperatures, alphas,
                      epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3, batch_size: int = 64,
                      device=None, progress: bool = True) -> list[nn.Module]:
@@ -218,34 +242,42 @@ def _check_axes(temperatures, alphas) -> tuple[tuple[float, ...], tuple[float, .
 
 
 def load_or_run_grid(root="data", *, dataset: str = "digits", temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS,
-                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, repeats: int = 1, device=None,
-                     progress: bool = True, offline: bool = False) -> Grid:
-    """The default experiment's grid from `<root>/grid-<dataset>-seed<seed>.json`, or swept and saved first.
+                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, transfer_sets: int = GRID_TRANSFER_SETS,
+                     device=None, progress: bool = True, offline: bool = False) -> Grid:
+    """The default experiment's grid, one student per cell on each of `transfer_sets` transfer sets (seeds
+    `seed`, `seed + 1`, ...) scored on the validation images, from `<root>/grid-<dataset>-seed<seed>.json`,
+    or swept and saved first.
 
     Loads the dataset and the teacher, then `grid_from_cache_or_sweep`. A missing or corrupt file,
     or one made with other settings, is recomputed with a message saying why.
     """
     temperatures, alphas = _check_axes(temperatures, alphas)
-    train, test, teacher, teacher_metadata = experiment.load_data_and_teacher(
+    (pool, validation, _), teacher, teacher_metadata = experiment.load_data_and_teacher(
         dataset, root, offline=offline, device=device, progress=progress)
-    return grid_from_cache_or_sweep(root, train.subset(experiment.TRANSFER_SIZE, seed=seed), test, teacher,
-                                    teacher_metadata, temperatures=temperatures, alphas=alphas, epochs=epochs,
-                                    seed=seed, repeats=repeats, device=device, progress=progress)
+    return grid_from_cache_or_sweep(root, pool, validation, teacher, teacher_metadata, temperatures=temperatures,
+                                    alphas=alphas, epochs=epochs, seeds=range(seed, seed + transfer_sets),
+                                    device=device, progress=progress)
 
 
-def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teacher: nn.Module, teacher_metadata: dict,
+def grid_from_cache_or_sweep(root, pool: TensorData, scored_on: TensorData, teacher: nn.Module, teacher_metadata: dict,
                              *, temperatures=GRID_TEMPERATURES, alphas=GRID_ALPHAS,
-                             epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, repeats: int = 1, device=None,
-                             progress: bool = True) -> Grid:
-    """`load_or_run_grid` for a caller that already holds the transfer set, test set and teacher
-    (with the metadata its checkpoint was saved with): the grid from `<root>/grid-<dataset>-seed<seed>.json`
-    if it matches these settings, else swept (STUDENT_SIZE students) and saved first.
+                             epochs: int = experiment.STUDENT_EPOCHS, transfer_size: int = experiment.TRANSFER_SIZE,
+                             seeds=range(GRID_TRANSFER_SETS), device=None, progress: bool = True) -> Grid:
+    """`load_or_run_grid` for a caller that already holds the pool, what to score on and the teacher (with the
+    metadata its checkpoint was saved with): `sweep_transfer_sets` of STUDENT_SIZE students, one per cell on
+    each seed's own transfer set of `transfer_size` drawn from `pool`, from `<root>/grid-<dataset>-seed<first
+    seed>.json` if it matches these settings, else swept and saved first. Its intervals and `within_noise`
+    cover the luck of the transfer set, as notebook 06's do.
     An interrupted sweep raises TrainingInterrupted and saves nothing."""
     temperatures, alphas = _check_axes(temperatures, alphas)
-    spec = student_spec(transfer.input_shape, experiment.STUDENT_SIZE, transfer.num_classes)
-    expected = {"epochs": epochs, "seed": seed, "lr": SWEEP_LR, "batch_size": SWEEP_BATCH_SIZE,
-                "transfer_size": len(transfer), "student": spec, "repeats": repeats,
-                "teacher_accuracy": teacher_metadata["accuracy"]}  # a retrained teacher makes the grid stale
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("the grid needs at least one transfer set (seed)")
+    spec = student_spec(pool.input_shape, experiment.STUDENT_SIZE, pool.num_classes)
+    expected = {"seeds": seeds, "epochs": epochs, "lr": SWEEP_LR, "batch_size": SWEEP_BATCH_SIZE,
+                "transfer_size": transfer_size, "student": spec,
+                "teacher_accuracy": teacher_metadata["accuracy"],  # a retrained teacher makes the grid stale
+                "scored_on": len(scored_on)}
 
     def read(path):
         try:
@@ -257,14 +289,17 @@ def grid_from_cache_or_sweep(root, transfer: TensorData, test: TensorData, teach
         for key, value in expected.items():
             if grid.settings.get(key) != value:
                 raise ValueError(f"{path} was made with {key}={grid.settings.get(key)!r}, expected {value!r}")
+        if grid.runs is None or len(grid.runs) != len(seeds):
+            raise ValueError(f"{path} holds {0 if grid.runs is None else len(grid.runs)} runs, expected {len(seeds)}")
         return grid
 
-    path = cache_path(root, "grid", transfer.name, seed=seed, suffix=".json")
+    path = cache_path(root, "grid", pool.name, seed=seeds[0], suffix=".json")
 
     def compute():
-        print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid ({repeats} student(s) per cell) into {path}.")
-        grid = sweep(teacher, transfer, test, spec, temperatures, alphas, epochs=epochs, seed=seed, repeats=repeats,
-                     device=device, progress=progress)
+        print(f"Sweeping the {len(temperatures)}x{len(alphas)} grid (one student per cell on each of {len(seeds)} "
+              f"transfer sets) into {path}.")
+        grid = sweep_transfer_sets(teacher, pool, scored_on, spec, temperatures, alphas, transfer_size=transfer_size,
+                                   seeds=seeds, epochs=epochs, device=device, progress=progress)
         grid.settings["teacher_accuracy"] = teacher_metadata["accuracy"]
         return grid
 

@@ -52,19 +52,24 @@ class History:
         return asdict(self)
 
 
-def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = None, device=None) -> dict:
-    """Accuracy and cross-entropy on `data`; with a teacher, how often the top-1 classes agree."""
+def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = None, device=None,
+             per_example: bool = False) -> dict:
+    """Accuracy and cross-entropy on `data`; with a teacher, how often the top-1 classes agree; with
+    `per_example`, "correct": 1/0 per example, what an interval over the test images needs."""
     device = pick_device(device)
     teacher_predictions = None if teacher is None else predict_logits(teacher, data.inputs, device=device).argmax(1)
-    return _scores(model, data, teacher_predictions, device)
+    return _scores(model, data, teacher_predictions, device, per_example)
 
 
-def _scores(model: nn.Module, data: TensorData, teacher_predictions: torch.Tensor | None, device) -> dict:
+def _scores(model: nn.Module, data: TensorData, teacher_predictions: torch.Tensor | None, device,
+            per_example: bool = False) -> dict:
     logits = predict_logits(model, data.inputs, device=device)
     labels = data.labels.to(device)
     predictions = logits.argmax(dim=1)
-    result = {"accuracy": (predictions == labels).float().mean().item(),
-              "loss": F.cross_entropy(logits, labels).item()}
+    correct = predictions == labels
+    result = {"accuracy": correct.float().mean().item(), "loss": F.cross_entropy(logits, labels).item()}
+    if per_example:
+        result["correct"] = correct.int().tolist()
     if teacher_predictions is not None:
         result["agreement"] = (predictions == teacher_predictions).float().mean().item()
     return result

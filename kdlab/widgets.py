@@ -163,7 +163,8 @@ class Explorer:
                                             layout=widgets.Layout(width="250px"))
         self.train_status = widgets.HTML(_small(
             f"Distils a {_describe(data.student_spec)} student on {len(data.transfer)} labelled examples for "
-            f"{data.epochs} epochs at the chosen T and α.")).add_class("kdlab-train-status")
+            f"{data.epochs} epochs at the chosen T and α; scores it on {len(data.validation)} validation images."
+        )).add_class("kdlab-train-status")
 
         classes = data.test.classes
         self.panels = {"picture": PicturePanel(), "soft": SoftTargetsPanel(classes), "loss": LossPanel(),
@@ -299,7 +300,7 @@ class Explorer:
         try:
             def on_epoch(done):
                 self.progress.value = done
-            _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=T,
+            _, curve = train_with_curve(data.student_spec, data.transfer, data.validation, teacher=data.teacher, T=T,
                                         alpha=alpha, epochs=data.epochs, seed=data.seed, device=data.device,
                                         on_epoch=on_epoch)
         except TrainingInterrupted as error:  # Ctrl-C: show how far it got
@@ -309,11 +310,11 @@ class Explorer:
         seconds = time.perf_counter() - start
         self.panels["curves"].show(curve, f"distilled, T = {T:.3g}, α = {alpha:.2f}")
         baseline = f"{data.baseline_curve[-1]:.3f}" if data.baseline_curve else "not measured"
-        accuracy = f"test accuracy <b>{curve[-1]:.3f}</b>" if curve else "no epoch finished"
+        accuracy = f"validation accuracy <b>{curve[-1]:.3f}</b>" if curve else "no epoch finished"
         cut_short = (f"<b style='color:#a60'>Interrupted after {len(curve)} of {data.epochs} epochs</b>: "
                      if interrupted else "")
         self.train_status.value = _small(f"{cut_short}Distilled at T = {T:.3g}, α = {alpha:.2f} in {seconds:.1f} s: "
-                                         f"{accuracy} (baseline {baseline}).")
+                                         f"{accuracy} (baseline {baseline}; one student each).")
         self.last_training = {"T": T, "alpha": alpha, "curve": curve, "seconds": seconds, "interrupted": interrupted}
 
 

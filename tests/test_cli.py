@@ -38,6 +38,13 @@ def test_distill_prints_a_table_and_writes_json(tmp_path, capsys):
         values = [run[name] for run in results["runs"]]
         assert results[name]["mean"] == pytest.approx(sum(values) / 2)
     assert results["settings"]["transfer_size"] == 60
+    assert results["settings"]["scored_on"] == "test" and results["settings"]["validation"] == 300  # the defaults
+    assert results["settings"]["pool"] == results["teacher"]["pool"] == 1297 - 300
+    assert results["gain"]["covers"] == "seeds and test images" and results["gain"]["examples"] == 500
+    assert results["gain"]["se_seeds"] >= 0 and results["gain"]["se_examples"] >= 0
+    assert "2 seeds and 500 test images" in printed
+    assert "teacher trained on 997 of 1297 training images" in printed and "scored on the 500 test images" in printed
+    assert 0 <= results["teacher"]["validation_accuracy"] <= 1
     assert (tmp_path / "teacher-digits-epochs3-seed0.pt").exists()  # cached for the next run, apart from the default
 
 
@@ -61,10 +68,12 @@ def test_corrupt_teacher_checkpoint_is_reported_and_rebuilt(tmp_path, capsys):
 
 def save_default_teacher(root, accuracy=0.98):
     """A stand-in for the real 30-epoch digits teacher (never trained in tests): untrained weights whose
-    metadata says they are the default teacher, so that a run that loads it prints `accuracy`."""
+    metadata says they are the default teacher, trained on the 997 pool images, so that a run that loads it
+    prints `accuracy`."""
     spec = teacher_spec((1, 8, 8), 10)
     return save_checkpoint(root / "teacher-digits-seed0.pt", build_model(spec, seed=0), spec, dataset="digits",
-                           seed=0, epochs=TEACHER_EPOCHS, jitter=0, accuracy=accuracy)
+                           seed=0, epochs=TEACHER_EPOCHS, jitter=0, validation=300, pool=997, accuracy=accuracy,
+                           validation_accuracy=0.97)
 
 
 def test_a_quick_teacher_gets_its_own_file_and_never_replaces_the_default_one(tmp_path, capsys):
@@ -75,7 +84,8 @@ def test_a_quick_teacher_gets_its_own_file_and_never_replaces_the_default_one(tm
     assert default.read_bytes() == before
     assert (tmp_path / "teacher-digits-epochs1-seed0.pt").exists()
     assert main(["teacher", "--data-root", str(tmp_path), "--no-progress"]) == 0  # loaded, not trained again
-    assert capsys.readouterr().out == f"teacher on digits: test accuracy 0.9800 ({TEACHER_EPOCHS} epochs, seed 0)\n"
+    assert capsys.readouterr().out == ("teacher on digits (997 training images; 300 held out): validation accuracy "
+                                       f"0.9700, test accuracy 0.9800 ({TEACHER_EPOCHS} epochs, seed 0)\n")
 
 
 def test_a_teacher_whose_metadata_is_hostile_is_reported_and_retrained(tmp_path, capsys):
@@ -122,9 +132,10 @@ def test_options_of_the_other_experiment_are_refused_not_ignored(tmp_path, capsy
 
 
 def test_a_transfer_set_larger_than_the_data_is_refused_before_any_training(tmp_path, run_cli):
-    result = run_cli("distill", "--transfer-size", "5000", "--data-root", str(tmp_path))
+    result = run_cli("distill", "--transfer-size", "1000", "--data-root", str(tmp_path))
     assert result.returncode == 2
-    assert "more than the 1297 training examples" in result.stderr and "Traceback" not in result.stderr
+    assert "more than the 997 training examples left after 300 are held out" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())  # no teacher was trained first
 
 
@@ -149,14 +160,51 @@ def test_missing_dataset_offline_says_how_to_get_it(tmp_path, run_cli):
     assert "Traceback" not in result.stderr
 
 
-def test_validation_scores_on_held_out_training_examples_never_the_test_set(tmp_path):
+def test_score_on_validation_scores_on_the_held_out_training_images_never_the_test_set(tmp_path, capsys):
     output = tmp_path / "results.json"
     assert main(["distill", "--data-root", str(tmp_path), "--teacher-epochs", "2", "--epochs", "2", "--seeds", "2",
-                 "--validation", "300", "--no-progress", "--json", str(output)]) == 0
+                 "--score-on", "validation", "--no-progress", "--json", str(output)]) == 0
+    printed = capsys.readouterr().out
     results = json.loads(output.read_text())
-    assert results["settings"]["scored_on"] == "validation"
+    assert results["settings"]["scored_on"] == "validation" and results["settings"]["validation"] == 300
+    assert results["gain"]["covers"] == "seeds and validation images" and results["gain"]["examples"] == 300
+    assert "scored on the 300 validation images" in printed and "2 seeds and 300 validation images" in printed
+    assert "test images" not in printed
     for run in results["runs"]:  # accuracies counted out of the 300 held-out training digits
         assert run["baseline"] * 300 == pytest.approx(round(run["baseline"] * 300), abs=1e-3)
+
+
+def test_validation_sets_how_many_images_are_held_out_from_the_teacher_and_the_students(tmp_path):
+    output = tmp_path / "results.json"
+    assert main(["distill", "--data-root", str(tmp_path), "--validation", "200", "--score-on", "validation", *QUICK,
+                 "--no-progress", "--json", str(output)]) == 0
+    results = json.loads(output.read_text())
+    assert results["settings"]["validation"] == 200 and results["settings"]["pool"] == 1097
+    assert results["teacher"]["validation"] == 200 and results["teacher"]["pool"] == 1097
+    assert results["gain"]["examples"] == 200
+    assert (tmp_path / "teacher-digits-epochs1-validation200-seed0.pt").exists()  # never the default split's file
+
+
+def test_teacher_validation_trains_the_teacher_that_distill_validation_then_loads(tmp_path, capsys):
+    assert main(["teacher", "--data-root", str(tmp_path), "--epochs", "1", "--validation", "200", "--no-progress"]) == 0
+    assert "(1097 training images; 200 held out)" in capsys.readouterr().out
+    teacher = tmp_path / "teacher-digits-epochs1-validation200-seed0.pt"
+    stamp = teacher.stat().st_mtime_ns
+    assert main(["distill", "--data-root", str(tmp_path), "--validation", "200", *QUICK, "--no-progress"]) == 0
+    assert teacher.stat().st_mtime_ns == stamp and sorted(path.name for path in tmp_path.iterdir()) == [teacher.name]
+    assert main(["teacher", "--data-root", str(tmp_path), "--validation", "1297"]) == 2
+    assert "--validation 1297: hold out between 1 and 1296" in capsys.readouterr().err
+
+
+def test_a_validation_set_as_large_as_the_training_set_is_refused_before_any_training(tmp_path, capsys):
+    assert main(["distill", "--data-root", str(tmp_path), "--validation", "1297", *QUICK, "--no-progress"]) == 2
+    assert "--validation 1297: hold out between 1 and 1296 of digits's 1297" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_score_on_only_takes_test_or_validation(run_cli):
+    result = run_cli("distill", "--score-on", "train")
+    assert result.returncode == 2 and "invalid choice: 'train'" in result.stderr
 
 
 def _fifo(root):

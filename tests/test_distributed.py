@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import textwrap
@@ -60,3 +61,5 @@ def test_the_teacher_command_runs_unchanged_under_torchrun_and_rank_zero_writes(
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["teacher-digits-epochs1-seed0.pt", "teacher.json"]
     assert launched.stdout.count("wrote ") == 1
+    metadata = json.loads((tmp_path / "teacher.json").read_text())["teacher"]
+    assert (metadata["pool"], metadata["validation"]) == (997, 300)  # trained on the pool only, on every rank

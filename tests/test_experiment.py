@@ -1,11 +1,22 @@
+import dataclasses
+
 import pytest
 import torch
 
-from kdlab import checkpoints
+from kdlab import checkpoints, experiment
 from kdlab import train as train_module
 from kdlab.checkpoints import CheckpointError, cache_path, load_checkpoint, save_checkpoint
+from kdlab.comparison import paired_difference_over_examples
 from kdlab.data import load_dataset
-from kdlab.experiment import compare_students, load_or_train_teacher, teacher_cache_name
+from kdlab.experiment import (
+    VALIDATION_SEED,
+    Split,
+    compare_students,
+    load_data_and_teacher,
+    load_or_train_teacher,
+    split_dataset,
+    teacher_cache_name,
+)
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, teacher_spec
 from kdlab.train import distill, evaluate, fit
@@ -36,7 +47,8 @@ def test_each_seed_draws_its_own_transfer_set_and_both_students_share_it(digits_
         baseline = build_model(small_spec(train), seed=run["seed"])
         fit(baseline, transfer, epochs=4, seed=run["seed"], progress=False)
         student = build_model(small_spec(train), seed=run["seed"])
-        distill(student, teacher, transfer, epochs=4, seed=run["seed"], progress=False)
+        distill(student, teacher, transfer, T=experiment.TEMPERATURE, alpha=experiment.ALPHA, epochs=4,
+                seed=run["seed"], progress=False)
         assert run["transfer_size"] == 60
         assert run["baseline"] == evaluate(baseline, test)["accuracy"]
         assert run["distilled"] == evaluate(student, test)["accuracy"]
@@ -50,6 +62,15 @@ def test_the_gain_is_the_mean_paired_difference_with_its_interval(digits_and_tea
     differences = [run["distilled"] - run["baseline"] for run in results["runs"]]
     gain = results["gain"]
     assert gain["mean"] == pytest.approx(sum(differences) / 3) and gain["n"] == 3
+    # the interval covers the seeds and the finite test set: the per-example scores are kept for it
+    assert gain["covers"] == "seeds and test images" and gain["examples"] == len(test) == 200
+    for run in results["runs"]:
+        for name in ("baseline", "distilled"):
+            assert len(run[f"{name}_correct"]) == len(test) and set(run[f"{name}_correct"]) <= {0, 1}
+            assert sum(run[f"{name}_correct"]) / len(test) == pytest.approx(run[name])
+    expected = paired_difference_over_examples([run["baseline_correct"] for run in results["runs"]],
+                                               [run["distilled_correct"] for run in results["runs"]])
+    assert (gain["ci_low"], gain["ci_high"]) == pytest.approx((expected["ci_low"], expected["ci_high"]))
     assert gain["ci_low"] <= gain["mean"] <= gain["ci_high"]
     assert results["verdict"] == gain.verdict in ("helps", "hurts", "inconclusive")
     assert results["baseline"]["ci_low"] <= results["baseline"]["mean"] <= results["baseline"]["ci_high"]
@@ -84,39 +105,129 @@ def test_ctrl_c_reports_only_the_seeds_whose_students_both_finished(digits_and_t
 def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_is_untouched(tmp_path, monkeypatch,
                                                                                    ctrl_c):
     train, test = load_dataset("digits")
-    train = train.subset(200)
+    split = split_dataset(train.subset(400), test, validation=100)  # the pool: 300 images, 5 batches
     old = build_model(teacher_spec(train.input_shape), seed=7)
-    save_checkpoint(teacher_path(tmp_path, "digits", 0), old, teacher_spec(train.input_shape), dataset="digits")
-    before = teacher_path(tmp_path, "digits", 0).read_bytes()
-    # 4 batches and 1 test pass an epoch: stopped in the third epoch
-    interrupting_build_model(monkeypatch, ctrl_c, seed_to_stop=0, forward_calls=2 * 5 + 1)
+    save_checkpoint(teacher_path(tmp_path, "digits-validation100", 0), old, teacher_spec(train.input_shape),
+                    dataset="digits")
+    before = teacher_path(tmp_path, "digits-validation100", 0).read_bytes()
+    # 5 batches and 1 validation pass an epoch: stopped in the third epoch
+    interrupting_build_model(monkeypatch, ctrl_c, seed_to_stop=0, forward_calls=2 * 6 + 1)
     with pytest.raises(TrainingInterrupted, match="after 2 of 30 epochs") as stopped:
-        load_or_train_teacher(train, test, root=tmp_path, progress=False)
-    assert teacher_path(tmp_path, "digits", 0).read_bytes() == before
-    kept = tmp_path / "teacher-digits-seed0.interrupted-epoch2.pt"
+        load_or_train_teacher(split, root=tmp_path, progress=False)
+    assert teacher_path(tmp_path, "digits-validation100", 0).read_bytes() == before
+    kept = tmp_path / "teacher-digits-validation100-seed0.interrupted-epoch2.pt"
     assert kept.exists() and str(kept) in stopped.value.message
-    kept.replace(teacher_path(tmp_path, "digits", 0))  # even renamed, it never passes for the 30-epoch teacher
+    kept.replace(teacher_path(tmp_path, "digits-validation100", 0))  # even renamed, it never passes for 30 epochs
     with pytest.raises(CheckpointError, match="epochs=2, expected 30"):
-        load_checkpoint(teacher_path(tmp_path, "digits", 0), expect_spec=teacher_spec(train.input_shape),
+        load_checkpoint(teacher_path(tmp_path, "digits-validation100", 0), expect_spec=teacher_spec(train.input_shape),
                         expect={"dataset": "digits", "seed": 0, "epochs": 30, "jitter": 0})
 
 
 def test_the_default_teacher_keeps_its_name_and_other_settings_get_their_own():
-    assert teacher_cache_name("digits", epochs=30, jitter=0) == "digits"  # as every committed cache is named
-    assert teacher_cache_name("mnist", epochs=20, jitter=2) == "mnist"
-    assert teacher_cache_name("digits", epochs=1, jitter=0) == "digits-epochs1"
-    assert teacher_cache_name("mnist", epochs=20, jitter=0) == "mnist-jitter0"
-    assert teacher_cache_name("fashion-mnist", epochs=5, jitter=1) == "fashion-mnist-epochs5-jitter1"
+    digits, mnist = experiment.SETTINGS["digits"].validation, experiment.SETTINGS["mnist"].validation
+    assert teacher_cache_name("digits", epochs=30, jitter=0, validation=digits) == "digits"  # the committed name
+    assert teacher_cache_name("mnist", epochs=20, jitter=2, validation=mnist) == "mnist"
+    assert teacher_cache_name("digits", epochs=1, jitter=0, validation=digits) == "digits-epochs1"
+    assert teacher_cache_name("mnist", epochs=20, jitter=0, validation=mnist) == "mnist-jitter0"
+    assert teacher_cache_name("fashion-mnist", epochs=5, jitter=1, validation=5000) == "fashion-mnist-epochs5-jitter1"
+    assert teacher_cache_name("digits", epochs=1, jitter=0, validation=100) == "digits-epochs1-validation100"
+
+
+def default_metadata(split, **changes):
+    """What the real default digits teacher's checkpoint says, with `changes` (None: the key left out)."""
+    metadata = {"dataset": "digits", "seed": 0, "epochs": experiment.SETTINGS["digits"].teacher_epochs, "jitter": 0,
+                "validation": len(split.validation), "pool": len(split.pool), "accuracy": 0.98,
+                "validation_accuracy": 0.97}
+    return {key: value for key, value in {**metadata, **changes}.items() if value is not None}
 
 
 def test_a_teacher_trained_with_other_settings_never_replaces_the_default_one(tmp_path):
-    train, test = load_dataset("digits")
-    spec = teacher_spec(train.input_shape)
-    default = save_checkpoint(teacher_path(tmp_path, "digits", 0), build_model(spec, seed=7), spec, dataset="digits",
-                              seed=0, epochs=30, jitter=0, accuracy=0.98)
+    split = split_dataset(*load_dataset("digits"))
+    spec = teacher_spec(split.pool.input_shape)
+    default = save_checkpoint(teacher_path(tmp_path, "digits", 0), build_model(spec, seed=7), spec,
+                              **default_metadata(split))
     before = default.read_bytes()
-    _, quick = load_or_train_teacher(train.subset(200), test, root=tmp_path, epochs=1, progress=False)
+    _, quick = load_or_train_teacher(split, root=tmp_path, epochs=1, progress=False)
     assert quick["epochs"] == 1 and default.read_bytes() == before
     assert load_checkpoint(tmp_path / "teacher-digits-epochs1-seed0.pt")[1]["accuracy"] == quick["accuracy"]
-    _, metadata = load_or_train_teacher(train, test, root=tmp_path, progress=False)  # loaded: 0.98, not trained
-    assert metadata["accuracy"] == 0.98
+    _, metadata = load_or_train_teacher(split, root=tmp_path, progress=False)  # loaded: 0.98, not trained
+    assert metadata["accuracy"] == 0.98 and metadata["validation_accuracy"] == 0.97
+
+
+def tagged(data):
+    """`data` whose first pixel is each image's index in it, so that where an image went can be read back."""
+    inputs = data.inputs.clone()
+    inputs[:, 0, 0, 0] = torch.arange(len(data), dtype=inputs.dtype)
+    return dataclasses.replace(data, inputs=inputs)
+
+
+def indices(data):
+    return set(data.inputs[:, 0, 0, 0].long().tolist())
+
+
+def test_split_dataset_holds_out_the_same_balanced_validation_images_every_time(digits):
+    train, test = digits
+    train = tagged(train)
+    split = split_dataset(train, test)
+    assert isinstance(split, Split) and split.test is test
+    assert len(split.validation) == experiment.SETTINGS["digits"].validation == 300
+    assert indices(split.pool).isdisjoint(indices(split.validation))  # no image is in both
+    assert indices(split.pool) | indices(split.validation) == set(range(len(train)))  # and none is lost
+    assert len(split.pool) + len(split.validation) == len(train)
+    counts = torch.bincount(split.validation.labels, minlength=10)
+    assert counts.max() - counts.min() <= 1  # balanced over the classes
+    again = split_dataset(train, test)  # the same images on every call, whatever the global seed
+    torch.manual_seed(99)
+    assert torch.equal(again.validation.inputs, split.validation.inputs)
+    assert torch.equal(split_dataset(train, test).pool.inputs, split.pool.inputs)
+    assert indices(split_dataset(train, test, validation=50).validation) == indices(
+        train.split(50, seed=VALIDATION_SEED)[1])
+
+
+@pytest.mark.parametrize("size", [0, -3, 1297, 5000])
+def test_split_dataset_refuses_a_validation_set_that_leaves_nothing_or_holds_out_nothing(digits, size):
+    train, test = digits
+    with pytest.raises(ValueError, match=f"--validation {size}: hold out between 1 and 1296 of digits's 1297"):
+        split_dataset(train, test, validation=size)
+
+
+def test_the_teacher_trains_on_the_pool_only_and_reports_both_accuracies(tmp_path, monkeypatch):
+    seen = []
+
+    def spy(model, train, test=None, **options):
+        seen.append((train, test))
+        return fit(model, train, test, **options)
+    monkeypatch.setattr(experiment, "fit", spy)
+    split, _, metadata = load_data_and_teacher("digits", tmp_path, teacher_epochs=1, validation=200, progress=False)
+    assert len(seen) == 1
+    trained_on, watched = seen[0]
+    assert trained_on is split.pool and watched is split.validation  # never the validation or test images
+    assert metadata["pool"] == len(split.pool) == 1097 and metadata["validation"] == len(split.validation) == 200
+    assert 0 <= metadata["validation_accuracy"] <= 1 and 0 <= metadata["accuracy"] <= 1
+    assert (tmp_path / "teacher-digits-epochs1-validation200-seed0.pt").exists()
+    again, _, loaded = load_data_and_teacher("digits", tmp_path, teacher_epochs=1, validation=200, progress=False)
+    assert len(seen) == 1 and loaded.items() >= metadata.items()  # cached: loaded, not trained again
+    assert torch.equal(again.validation.inputs, split.validation.inputs)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"validation": None, "pool": None, "validation_accuracy": None}, "validation=None, expected 300"),  # before
+    ({"pool": 1297}, "pool=1297, expected 997"),
+])
+def test_a_teacher_from_before_the_split_is_retrained_not_reused(tmp_path, digits, capsys, changes, reason):
+    split = split_dataset(*digits)
+    spec = teacher_spec(split.pool.input_shape)
+    path = teacher_path(tmp_path, "digits-epochs1", 0)  # saw every training image, validation ones included
+    save_checkpoint(path, build_model(spec, seed=7), spec, **default_metadata(split, epochs=1, **changes))
+    _, metadata = load_or_train_teacher(split, root=tmp_path, epochs=1, progress=False)
+    assert reason in capsys.readouterr().out
+    assert metadata["accuracy"] != 0.98 and metadata["pool"] == 997 and "validation_accuracy" in metadata
+    assert load_checkpoint(path)[1].items() >= metadata.items()  # replaced by the one trained on the pool
+
+
+def test_split_dataset_of_a_dataset_without_a_setting_asks_for_a_size(digits):
+    train, test = digits
+    letters = dataclasses.replace(train, name="letters")
+    with pytest.raises(ValueError, match="no default experiment for 'letters'"):  # not a bare KeyError
+        split_dataset(letters, test)
+    assert len(split_dataset(letters, test, validation=100).validation) == 100

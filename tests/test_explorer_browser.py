@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from kdlab.experiment import TEMPERATURE
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -100,7 +102,7 @@ def open_explorer(explorer_url, tmp_path, outside_requests, dialogs):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
 
-        def open_page(query: str = "", viewport=(1600, 1800), expected_T: str = "4"):
+        def open_page(query: str = "", viewport=(1600, 1800), expected_T: str = f"{TEMPERATURE:.3g}"):
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.route("**/*", keep_on_this_machine)
             page.on("dialog", dismiss)
@@ -155,7 +157,7 @@ def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open
 def test_the_arrow_keys_take_visible_steps(open_explorer):
     from playwright.sync_api import expect
 
-    page = open_explorer()
+    page = open_explorer("?T=4&alpha=0.9", expected_T="4")  # stops of its own, whatever the defaults are
     handle = page.locator(".kdlab-temperature input[type=range]")
     handle.press("ArrowRight")
     handle.press("ArrowRight")
@@ -211,7 +213,7 @@ def test_readouts_say_why_they_refuse_text_and_round_the_example_as_the_kernel_d
         temperature.fill(text)
         temperature.press("Enter")
         expect(status).to_contain_text(f"T: '{text}' {reason}", timeout=30_000)
-        expect(temperature).to_have_text("4")
+        expect(temperature).to_have_text(f"{TEMPERATURE:.3g}")
     example = page.locator(".kdlab-example .widget-readout")
     example.click()
     example.fill("3.7")

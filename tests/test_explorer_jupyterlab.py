@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from kdlab.experiment import TEMPERATURE
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
 DATA = REPO / "data"
@@ -187,7 +189,7 @@ def test_the_explorer_fits_1440x900_in_jupyterlab_with_the_file_browser_open(lab
                 expect(indicator).to_have_attribute("data-status", "idle", timeout=left())
                 explorer = notebook.locator(".kdlab-explorer")
                 explorer.wait_for(timeout=left())
-                expect(notebook.locator(".kdlab-readout")).to_contain_text("T = 4:", timeout=left())
+                expect(notebook.locator(".kdlab-readout")).to_contain_text(f"T = {TEMPERATURE:.3g}:", timeout=left())
                 # Each canvas is sized on its first draw: until then it is 0 wide and its box would prove nothing.
                 page.wait_for_function(
                     """classes => classes.every(css => {

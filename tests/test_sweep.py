@@ -7,10 +7,11 @@ import torch
 from kdlab import experiment
 from kdlab import sweep as sweep_module
 from kdlab.data import load_dataset
+from kdlab.experiment import Split
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
 from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
-from kdlab.sweep import Grid, batched_kd_loss, distill_students, load_or_run_grid, sweep
+from kdlab.sweep import Grid, batched_kd_loss, best_cell, distill_students, load_or_run_grid, sweep, sweep_transfer_sets
 from kdlab.train import distill, evaluate, fit
 
 
@@ -77,15 +78,27 @@ def test_a_grid_survives_a_json_round_trip_and_garbage_is_refused():
         Grid.from_json({**grid.to_json(), "accuracy": [[0.5]]})
 
 
+def fake_split(train, test):
+    return Split(*train.split(300, seed=experiment.VALIDATION_SEED), test)
+
+
 def test_load_or_run_grid_caches_and_recomputes_when_missing_corrupt_or_stale(setting, tmp_path, monkeypatch, capsys):
     train, test, teacher, _, _ = setting
     teacher_metadata = {"accuracy": 0.9}
+    split = fake_split(train, test)
     monkeypatch.setattr(experiment, "load_data_and_teacher",
-                        lambda *args, **kwargs: (train, test, teacher, teacher_metadata))
-    options = {"temperatures": (1.0, 4.0), "alphas": (0.0, 1.0), "progress": False}
+                        lambda *args, **kwargs: (split, teacher, teacher_metadata))
+    options = {"temperatures": (1.0, 4.0), "alphas": (0.0, 1.0), "transfer_sets": 2, "progress": False}
     first = load_or_run_grid(tmp_path, epochs=2, **options)
-    assert f"grid (1 student(s) per cell) into {tmp_path / 'grid-digits-seed0.json'}" in capsys.readouterr().out
+    assert (f"grid (one student per cell on each of 2 transfer sets) into {tmp_path / 'grid-digits-seed0.json'}"
+            in capsys.readouterr().out)
     assert first.accuracy.shape == (2, 2) and first.settings["transfer_size"] == experiment.TRANSFER_SIZE
+    assert first.settings["scored_on"] == len(split.validation) == 300  # chosen on validation images, not test ones
+    again = sweep_transfer_sets(teacher, split.pool, split.validation,
+                                student_spec(train.input_shape, experiment.STUDENT_SIZE), (1.0, 4.0), (0.0, 1.0),
+                                transfer_size=experiment.TRANSFER_SIZE, seeds=[0, 1], epochs=2, progress=False)
+    np.testing.assert_allclose(first.runs, again.runs, atol=1e-6)
+    np.testing.assert_allclose(first.runs * 300, np.round(first.runs * 300), atol=1e-3)  # out of 300 images
 
     cached = load_or_run_grid(tmp_path, epochs=2, **options)
     assert capsys.readouterr().out == ""
@@ -164,7 +177,7 @@ def test_within_noise_marks_cells_whose_paired_difference_from_alpha_0_may_be_ze
 def test_ctrl_c_stops_the_sweep_at_once_and_nothing_is_cached(setting, tmp_path, monkeypatch):
     train, test, teacher, _, _ = setting
     monkeypatch.setattr(experiment, "load_data_and_teacher",
-                        lambda *args, **kwargs: (train, test, teacher, {"accuracy": 0.9}))
+                        lambda *args, **kwargs: (fake_split(train, test), teacher, {"accuracy": 0.9}))
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -174,3 +187,32 @@ def test_ctrl_c_stops_the_sweep_at_once_and_nothing_is_cached(setting, tmp_path,
         load_or_run_grid(tmp_path, epochs=2, temperatures=(1.0,), alphas=(0.0, 1.0), progress=False)
     assert error.value.partial is None
     assert not list(tmp_path.glob("grid-*"))
+
+
+def test_sweep_transfer_sets_gives_each_seed_its_own_transfer_set(setting):
+    train, test, teacher, _, spec = setting
+    pool, scored_on = train.split(300, seed=experiment.VALIDATION_SEED)
+    temperatures, alphas = (1.0, 4.0), (0.0, 1.0)
+    grid = sweep_transfer_sets(teacher, pool, scored_on, spec, temperatures, alphas, transfer_size=50,
+                               seeds=(seed for seed in (3, 4)), epochs=2, progress=False)  # a generator will do
+    assert grid.runs.shape == (2, 2, 2) and grid.settings["seeds"] == [3, 4] and "seed" not in grid.settings
+    assert grid.settings["scored_on"] == 300 and grid.settings["transfer_size"] == 50
+    np.testing.assert_allclose(grid.accuracy, grid.runs.mean(axis=0))
+    for run, seed in enumerate((3, 4)):  # run s: one student per cell, on seed s's own draw from the pool
+        alone = sweep(teacher, pool.subset(50, seed=seed), scored_on, spec, temperatures, alphas, epochs=2, seed=seed,
+                      progress=False)
+        np.testing.assert_allclose(grid.runs[run], alone.runs[0], atol=1e-6)
+    assert not torch.equal(pool.subset(50, seed=3).inputs, pool.subset(50, seed=4).inputs)
+    low, high = grid.interval(0, 1)
+    assert low <= grid.accuracy[0, 1] <= high
+    with pytest.raises(ValueError, match="at least one seed"):
+        sweep_transfer_sets(teacher, pool, scored_on, spec, temperatures, alphas, transfer_size=50, seeds=[],
+                            epochs=1, progress=False)
+
+
+def test_best_cell_is_the_highest_mean_not_the_highest_single_run():
+    runs = np.array([[[0.80, 0.99], [0.90, 0.70]],
+                     [[0.80, 0.70], [0.92, 0.71]]])  # (T=1, alpha=0.5) has the best run, (T=4, alpha=0) the best mean
+    grid = Grid((1.0, 4.0), (0.0, 0.5), runs.mean(axis=0), "digits", {}, runs=runs)
+    assert best_cell(grid) == (4.0, 0.0)
+    assert best_cell(Grid((2.0,), (0.0, 0.25, 1.0), np.array([[0.5, 0.9, 0.6]]), "digits", {})) == (2.0, 0.25)

@@ -155,3 +155,17 @@ def test_label_smoothing_trains_towards_softer_targets(digits):
     assert confidence["smoothed"] < 0.85 < confidence["plain"]  # 0.3 spread over 10 classes caps it near 0.73
     with pytest.raises(ValueError, match="label_smoothing must lie in"):
         fit(small_student(train), transfer, epochs=1, label_smoothing=1.5)
+
+
+def test_evaluate_per_example_says_which_examples_are_right_and_matches_the_accuracy(digits):
+    train, test = digits
+    model = small_student(train)
+    fit(model, train.subset(200), epochs=2, progress=False)
+    teacher = build_model(mlp_spec(train.input_shape, hidden=(8,)), seed=3)
+    scores = evaluate(model, test, teacher=teacher, per_example=True)
+    predictions = predict_logits(model, test.inputs).argmax(1).cpu()
+    assert scores["correct"] == (predictions == test.labels.cpu()).int().tolist()
+    assert len(scores["correct"]) == len(test) and set(scores["correct"]) == {0, 1}  # partly right after 2 epochs
+    assert sum(scores["correct"]) / len(test) == pytest.approx(scores["accuracy"])
+    assert "agreement" in scores
+    assert evaluate(model, test, teacher=teacher).keys() == scores.keys() - {"correct"}  # only when asked

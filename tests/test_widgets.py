@@ -18,6 +18,7 @@ from traitlets import TraitError
 
 from kdlab import canvas, checkpoints, explorer_data, panels, widgets
 from kdlab.canvas import parse_number
+from kdlab.experiment import TEMPERATURE, VALIDATION_SEED
 from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
@@ -35,6 +36,7 @@ from kdlab.panels import (
     soft_target_panel,
 )
 from kdlab.sweep import Grid
+from kdlab.train import evaluate
 from kdlab.widgets import T_STOPS, Explorer, parse_view, view_query
 
 EPOCHS = 3
@@ -45,8 +47,10 @@ LABEL = 0
 
 @pytest.fixture(scope="module")
 def small_digits(digits):
+    """(transfer, validation, test): 40 pool images, 35 held-out ones and 30 test ones, as split_dataset splits."""
     train, test = digits
-    return train.subset(40), test.subset(30)
+    pool, validation = train.split(300, seed=VALIDATION_SEED)
+    return pool.subset(40), validation.subset(35), test.subset(30)
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +65,14 @@ def grid():
 @pytest.fixture(scope="module")
 def data(small_digits, grid):
     """A small, untrained teacher and a 3-epoch baseline: enough to exercise every panel and button."""
-    transfer, test = small_digits
+    transfer, validation, test = small_digits
     teacher = build_model(mlp_spec(transfer.input_shape, hidden=(32,)), seed=1)
     spec = mlp_spec(transfer.input_shape, hidden=(16,))
-    student, curve = train_with_curve(spec, transfer, test, epochs=EPOCHS, device="cpu")
-    return ExplorerData(test=test, teacher_logits=teacher(test.inputs).detach() * 5,
+    student, curve = train_with_curve(spec, transfer, validation, epochs=EPOCHS, device="cpu")
+    return ExplorerData(test=test, validation=validation, teacher_logits=teacher(test.inputs).detach() * 5,
                         student_logits=student(test.inputs).detach(), grid=grid, teacher=teacher,
                         transfer=transfer, student_spec=spec, baseline_curve=curve, epochs=EPOCHS,
-                        device=torch.device("cpu"))
+                        device=torch.device("cpu"), teacher_accuracy=evaluate(teacher, validation)["accuracy"])
 
 
 @pytest.fixture
@@ -253,9 +257,10 @@ def test_nan_is_refused_and_the_last_good_value_kept(explorer):
 
 
 def test_text_is_refused_and_the_explorer_carries_on(explorer):
+    before = explorer.temperature.value
     with pytest.raises(TraitError):
         explorer.temperature.value = "hot"
-    assert explorer.temperature.value == pytest.approx(4.0)
+    assert explorer.temperature.value == before
     explorer.temperature.value = 2.0
     assert _chart(explorer, "soft")["caption"].startswith("T = 2:")
 
@@ -279,7 +284,7 @@ def test_a_link_opens_the_explorer_with_its_settings_and_hidden_panels(data):
 
 def test_bad_values_in_a_link_are_clamped_or_ignored_and_the_page_says_so(data):
     explorer = Explorer.from_query(data, "T=hot&alpha=3&example=-2&hide=grid,nothing&colour=red")
-    assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (4.0, 1.0, 0)
+    assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (TEMPERATURE, 1.0, 0)
     for note in ("T='hot' in the link is not a number (write it as 8, 0.5 or 1e-3): ignored",
                  "alpha=3 in the link is outside 0 to 1", "hide='nothing'", "'colour' in the link"):
         assert note in explorer.status.value
@@ -405,26 +410,43 @@ def test_train_now_distills_a_student_and_draws_its_curve(explorer, data):
     assert not explorer.train_button.disabled
     result = explorer.last_training
     assert (result["T"], result["alpha"], len(result["curve"])) == (2.0, 0.5, EPOCHS)
-    distilled = _chart(explorer, "curves")["lines"][1]
+    lines = _chart(explorer, "curves")["lines"]
+    distilled = lines[1]
+    assert lines[2]["label"] == f"teacher {data.teacher_accuracy:.3f}"  # the teacher's validation accuracy
+    assert explorer.panels["curves"].spec()["ylabel"] == "validation accuracy"
     np.testing.assert_allclose(distilled["y"], result["curve"], atol=1e-4)
     assert distilled["label"] == "distilled, T = 2, α = 0.50"
     assert "Distilled at T = 2, α = 0.50" in explorer.train_status.value
-    _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher, T=2.0, alpha=0.5,
-                                epochs=EPOCHS, device="cpu")
-    assert curve == result["curve"]  # the same seed gives the same student
+    _, curve = train_with_curve(data.student_spec, data.transfer, data.validation, teacher=data.teacher, T=2.0,
+                                alpha=0.5, epochs=EPOCHS, device="cpu")
+    assert curve == result["curve"]  # the same seed gives the same student, scored on the validation images
+    assert all(round(accuracy * 35, 4) == round(accuracy * 35) for accuracy in curve)  # out of 35, not the 30 test
+    assert "validation accuracy" in explorer.train_status.value
 
 
 def test_the_baseline_is_trained_once_then_loaded(small_digits, tmp_path):
-    transfer, test = small_digits
+    transfer, validation, test = small_digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
-    trained, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    trained, curve = load_or_train_baseline(spec, transfer, validation, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
-    loaded, loaded_curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert curve == train_with_curve(spec, transfer, validation, epochs=EPOCHS, device="cpu")[1]
+    loaded, loaded_curve = load_or_train_baseline(spec, transfer, validation, root=tmp_path, epochs=EPOCHS,
+                                                  device="cpu")
     assert loaded_curve == curve
     for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
-    _, longer = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS + 1, device="cpu")
+    _, longer = load_or_train_baseline(spec, transfer, validation, root=tmp_path, epochs=EPOCHS + 1, device="cpu")
     assert len(longer) == EPOCHS + 1  # other settings: retrained, not reused
+
+
+def test_a_baseline_scored_on_other_images_is_retrained(small_digits, tmp_path, capsys):
+    transfer, validation, test = small_digits
+    spec = mlp_spec(transfer.input_shape, hidden=(8,))
+    load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")  # as before the split
+    capsys.readouterr()
+    _, curve = load_or_train_baseline(spec, transfer, validation, root=tmp_path, epochs=EPOCHS, device="cpu")
+    assert "validation=30, expected 35" in capsys.readouterr().out
+    assert curve == train_with_curve(spec, transfer, validation, epochs=EPOCHS, device="cpu")[1]
 
 
 def _interrupt_after(arm, forward_calls):
@@ -434,16 +456,16 @@ def _interrupt_after(arm, forward_calls):
 
 
 def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(small_digits, tmp_path, monkeypatch, ctrl_c):
-    transfer, test = small_digits
+    transfer, validation, _ = small_digits
     spec = mlp_spec(transfer.input_shape, hidden=(8,))
     # the cached baseline is built by checkpoints.load_or_train; 40 examples: 1 batch + 1 evaluation
     monkeypatch.setattr(checkpoints, "build_model", _interrupt_after(ctrl_c, 2))
     with pytest.raises(TrainingInterrupted) as error:
-        load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+        load_or_train_baseline(spec, transfer, validation, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(error.value.partial) < EPOCHS
     assert not list(tmp_path.glob("explorer-baseline-*.pt"))
     monkeypatch.undo()
-    _, curve = load_or_train_baseline(spec, transfer, test, root=tmp_path, epochs=EPOCHS, device="cpu")
+    _, curve = load_or_train_baseline(spec, transfer, validation, root=tmp_path, epochs=EPOCHS, device="cpu")
     assert len(curve) == EPOCHS and len(list(tmp_path.glob("explorer-baseline-*.pt"))) == 1
 
 
@@ -459,7 +481,141 @@ def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch, ctrl_
 def test_train_now_uses_the_explorers_seed(data):
     explorer = Explorer(dataclasses.replace(data, seed=5))
     explorer.train_button.click()
-    _, curve = train_with_curve(data.student_spec, data.transfer, data.test, teacher=data.teacher,
+    _, curve = train_with_curve(data.student_spec, data.transfer, data.validation, teacher=data.teacher,
                                 T=explorer.temperature.value, alpha=explorer.alpha.value, epochs=EPOCHS, seed=5,
                                 device="cpu")
     assert explorer.last_training["curve"] == curve
+
+
+# ----------------------------------------------------------------------------- the grid over transfer sets (issue 19)
+
+def test_the_explorers_grid_is_one_student_per_cell_on_each_of_several_transfer_sets(digits, tmp_path, capsys):
+    from kdlab.sweep import grid_from_cache_or_sweep, sweep
+    train, _ = digits
+    pool, validation = train.split(300, seed=VALIDATION_SEED)
+    teacher = build_model(mlp_spec(pool.input_shape, hidden=(32,)), seed=1)
+    options = {"temperatures": (1.0, 4.0), "alphas": (0.0, 1.0), "epochs": 1, "transfer_size": 30, "progress": False}
+    grid = grid_from_cache_or_sweep(tmp_path, pool, validation, teacher, {"accuracy": 0.9}, seeds=range(2, 5),
+                                    **options)
+    assert "one student per cell on each of 3 transfer sets" in capsys.readouterr().out
+    assert grid.runs.shape == (3, 2, 2) and grid.settings["seeds"] == [2, 3, 4]
+    assert grid.settings["scored_on"] == len(validation) and grid.settings["transfer_size"] == 30
+    assert not torch.equal(pool.subset(30, seed=2).inputs, pool.subset(30, seed=3).inputs)
+    for run, seed in enumerate((2, 3, 4)):  # run r: the students of seed r's own transfer set, scored on validation
+        alone = sweep(teacher, pool.subset(30, seed=seed), validation, explorer_data.student_spec(
+            pool.input_shape, explorer_data.experiment.STUDENT_SIZE, pool.num_classes), (1.0, 4.0), (0.0, 1.0),
+            epochs=1, seed=seed, progress=False)
+        np.testing.assert_allclose(grid.runs[run], alone.runs[0], atol=1e-6)
+    assert grid.within_noise() is not None  # its hatching is paired over transfer sets
+    path = tmp_path / "grid-digits-seed2.json"
+    cached = grid_from_cache_or_sweep(tmp_path, pool, validation, teacher, {"accuracy": 0.9}, seeds=range(2, 5),
+                                      **options)
+    assert capsys.readouterr().out == "" and np.array_equal(cached.runs, grid.runs)
+
+    one_transfer_set = json.loads(path.read_text())  # a grid of repeats on one transfer set, as before issue 19
+    del one_transfer_set["settings"]["seeds"]
+    path.write_text(json.dumps(one_transfer_set))
+    grid_from_cache_or_sweep(tmp_path, pool, validation, teacher, {"accuracy": 0.9}, seeds=range(2, 5), **options)
+    assert "made with seeds=None, expected [2, 3, 4]; rebuilding it" in capsys.readouterr().out
+
+
+def test_load_explorer_data_sweeps_the_pool_over_transfer_sets_scored_on_validation(digits, tmp_path, monkeypatch,
+                                                                                    grid):
+    from kdlab.experiment import Split
+    from kdlab.sweep import GRID_TRANSFER_SETS
+    train, test = digits
+    split = Split(*train.split(300, seed=VALIDATION_SEED), test)
+    teacher = build_model(mlp_spec(train.input_shape, hidden=(32,)), seed=1)
+    metadata = {"accuracy": 0.9, "validation_accuracy": 0.8}
+    monkeypatch.setattr(explorer_data.experiment, "load_data_and_teacher", lambda *args, **kwargs: (split, teacher,
+                                                                                                     metadata))
+    asked = {}
+
+    def recorded(root, pool, scored_on, *args, **kwargs):
+        asked.update(pool=pool, scored_on=scored_on, **kwargs)
+        return grid
+    monkeypatch.setattr(explorer_data, "grid_from_cache_or_sweep", recorded)
+    data = explorer_data.load_explorer_data("digits", tmp_path, epochs=1, seed=2, device="cpu")
+    assert asked["pool"] is split.pool and asked["scored_on"] is split.validation
+    assert list(asked["seeds"]) == list(range(2, 2 + GRID_TRANSFER_SETS)) and GRID_TRANSFER_SETS >= 5
+    assert asked["transfer_size"] == len(data.transfer)
+    assert torch.equal(data.transfer.inputs, split.pool.subset(len(data.transfer), seed=2).inputs)  # the first set
+    assert data.validation is split.validation and data.teacher_accuracy == 0.8
+
+
+def _grid_chart(grid, T, alpha):
+    panel = GridPanel(grid)
+    chart = panel.build(type("Chart", (), {"spec": None, "data": None})())
+    panel.show(grid_panel(grid, T, alpha))
+    return chart
+
+
+def test_the_grid_chart_has_a_colour_bar_over_its_range_and_says_what_it_shows(grid):
+    chart = _grid_chart(grid, 16.0, 1.0)
+    spec, bar = chart.spec, chart.spec["colorbar"]
+    assert bar["label"] == "validation accuracy"
+    assert (bar["low"], bar["high"]) == (pytest.approx(grid.accuracy.min()), pytest.approx(grid.accuracy.max()))
+    assert bar["ticks"] == sorted(bar["ticks"]) and len(bar["ticks"]) >= 2
+    assert all(bar["low"] <= tick <= bar["high"] for tick in bar["ticks"])
+    assert [float(text) for text in bar["tick_labels"]] == pytest.approx(bar["ticks"])
+    lowest, highest = np.unravel_index(grid.accuracy.argmin(), grid.accuracy.shape), np.unravel_index(
+        grid.accuracy.argmax(), grid.accuracy.shape)
+    assert bar["colours"][0] == spec["colours"][lowest[0]][lowest[1]]  # the bar's ends are the cells' ends
+    assert bar["colours"][-1] == spec["colours"][highest[0]][highest[1]]
+    assert chart.data["highlight"] == [4, 2]
+    low, high = grid.interval(4, 2)
+    assert chart.data["title"] == (f"(d) Validation accuracy at T = 16, α = 1: {grid.accuracy[4, 2]:.3f}\n"
+                                   f"95 % CI over 3 students: {low:.3f}–{high:.3f}")
+    over_transfer_sets = Grid(grid.temperatures, grid.alphas, grid.accuracy, "digits", {"seeds": [0, 1, 2]},
+                              runs=grid.runs)
+    assert "95 % CI over 3 transfer sets" in _grid_chart(over_transfer_sets, 1.0, 0.0).data["title"]
+    assert "mean of 3 transfer sets" in GridPanel(over_transfer_sets).spec()["note"]
+
+
+def test_the_page_draws_the_colour_bar_beside_the_cells(grid):
+    """The chart's JavaScript, run in Node on a canvas that records what it is asked to draw."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no Node.js to run the chart's drawing code (apt-get install -y nodejs)")
+    chart = _grid_chart(grid, 4.0, 0.5)
+    recorder = """
+const calls = [], state = {};
+const ctx = new Proxy(state, {
+  get: (target, name) => name in target ? target[name]
+    : (...args) => calls.push({ name, args, fillStyle: target.fillStyle, font: target.font }),
+  set: (target, name, value) => { target[name] = value; return true; },
+});
+const [spec, data] = JSON.parse(process.argv[1]);
+heatmap(ctx, spec, data);
+console.log(JSON.stringify(calls));
+"""
+    script = canvas._CHART_ESM.replace("export default { render };", recorder)
+    result = subprocess.run([node, "-e", script, json.dumps([chart.spec, chart.data])], capture_output=True,
+                            text=True, check=True)
+    calls = json.loads(result.stdout)
+    bar = chart.spec["colorbar"]
+    rectangles = [call for call in calls if call["name"] == "fillRect"]  # the background, the cells, the bar
+    count = len(grid.temperatures) * len(grid.alphas)
+    cells, bands = rectangles[1:1 + count], rectangles[1 + count:]
+    assert [cell["fillStyle"] for cell in cells] == [colour for row in chart.spec["colours"] for colour in row]
+    assert [band["fillStyle"] for band in bands] == bar["colours"]  # every band, low to high
+    cells_right = max(cell["args"][0] + cell["args"][2] for cell in cells)
+    assert all(cells_right < band["args"][0] and band["args"][0] + band["args"][2] <= chart.spec["width"]
+               for band in bands)  # beside the cells, inside the canvas
+    written = [call["args"][0] for call in calls if call["name"] == "fillText"]
+    assert bar["label"] in written and all(text in written for text in bar["tick_labels"])
+
+
+def test_the_static_picture_has_a_colour_bar_beside_the_grid(explorer):
+    names = ("picture", "soft", "loss", "curves", "gradients", "grid")
+    figure = panels.static_figure([(explorer.panels[name].chart.spec, explorer.panels[name].chart.data)
+                                   for name in names])
+    bars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].axison  # drawn, not switched off with the unused subplots
+    spec = explorer.panels["grid"].chart.spec["colorbar"]
+    assert bars[0].get_ylabel() == "validation accuracy"
+    assert [label.get_text() for label in bars[0].get_yticklabels()] == spec["tick_labels"]
+    assert bars[0].get_ylim() == pytest.approx((spec["low"], spec["high"]))
+    heatmap = figure.axes[names.index("grid")]
+    assert heatmap.get_title() == explorer.panels["grid"].chart.data["title"]
+    assert [patch for patch in heatmap.patches if patch.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]  # the outline
