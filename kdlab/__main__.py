@@ -225,24 +225,17 @@ def run_image_distill(arguments, device, **given) -> int:
     try:
         results = compare_students(teacher, split.pool, scored_on, spec, transfer_size=setting.transfer_size or None,
                                    seeds=range(arguments.seeds), T=setting.T, alpha=setting.alpha,
-                                   epochs=setting.epochs, device=device, progress=arguments.progress)
+                                   epochs=setting.epochs, device=device, progress=arguments.progress,
+                                   scored_on=f"{score_on} images")
     except TrainingInterrupted as stop:
         if stop.partial:
-            _say_what_was_scored(stop.partial, score_on)
             print(results_table(stop.partial))
         write_json(arguments.json, {**header, "interrupted": stop.message,
                                     **(image_results_json(stop.partial) if stop.partial else {"runs": []})})
         raise
-    _say_what_was_scored(results, score_on)
     print(results_table(results))
     write_json(arguments.json, {**header, **image_results_json(results)})
     return 0
-
-
-def _say_what_was_scored(results: dict, score_on: str) -> None:
-    """compare_students' gain covers "seeds and test images"; scored on the validation images, it says so."""
-    if results["gain"] and score_on != "test" and "examples" in results["gain"]:
-        results["gain"]["covers"] = f"seeds and {score_on} images"
 
 
 def image_results_json(results: dict) -> dict:
@@ -326,10 +319,7 @@ def results_table(results: dict) -> str:
         interval = f", 95 % CI {summary['ci_low']:.4f} to {summary['ci_high']:.4f}" if "ci_low" in summary else ""
         lines.append(f"{name:>9}: {summary['mean']:.4f} ± {summary['sd']:.4f} (mean ± sd{interval})")
     gain = results["gain"]
-    described = gain.describe() if gain else ONE_SEED
-    if gain and gain.get("covers", "").endswith(" validation images"):  # describe() calls its images test images
-        described = described.replace(" test images", " validation images")
-    lines.append(f"distilled - baseline, paired: {described}" if gain else ONE_SEED)
+    lines.append(f"distilled - baseline, paired: {gain.describe()}" if gain else ONE_SEED)
     lines.append(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
     return "\n".join(lines)
 

@@ -98,7 +98,7 @@ class PairedDifference(dict):
         low, mean, high = (f"{unit_scale * self[key]:+.{decimals}f}" for key in ("ci_low", "mean", "ci_high"))
         if self["ci_low"] == self["ci_high"]:
             return f"{mean} {unit} on all {self['n']} seeds (no spread, so no interval): {self['verdict']}"
-        images = f" and {self['examples']} test images" if "examples" in self else ""
+        images = f" and {self['examples']} {self['covers'].removeprefix('seeds and ')}" if "examples" in self else ""
         return f"{mean} {unit} (95 % CI {low} to {high}, {self['n']} seeds{images}): {self['verdict']}"
 
 
@@ -129,13 +129,14 @@ def paired_difference(control, treated, *, higher_is_better: bool = True) -> Pai
     return PairedDifference(summary, verdict=_verdict(summary, higher_is_better), covers="seeds")
 
 
-def paired_difference_over_examples(control, treated, *, higher_is_better: bool = True) -> PairedDifference:
+def paired_difference_over_examples(control, treated, *, higher_is_better: bool = True,
+                                    scored_on: str = "test images") -> PairedDifference:
     """paired_difference from per-example scores, with an interval over the seeds *and* the finite test set.
 
     `control` and `treated` are (seeds, examples) arrays: 1/0 for a right/wrong prediction (or a per-example
     loss), a seed's score being its row's mean. Variance of the mean difference = var(per-seed differences) /
     seeds + var(per-example differences, averaged over the seeds) / examples; t with Welch-Satterthwaite
-    degrees of freedom, rounded down."""
+    degrees of freedom, rounded down. `scored_on` names the images, as `covers` and describe() say them."""
     control, treated = (np.asarray(values, dtype=np.float64) for values in (control, treated))
     if control.ndim != 2 or control.shape != treated.shape:
         raise ValueError("control and treated must be (seeds, examples) arrays of one shape, got "
@@ -156,4 +157,4 @@ def paired_difference_over_examples(control, treated, *, higher_is_better: bool 
                "ci_high": mean + half_width, "n": seeds, "examples": examples,
                "se_seeds": math.sqrt(seed_variance), "se_examples": math.sqrt(example_variance),
                "degrees_of_freedom": degrees}
-    return PairedDifference(summary, verdict=_verdict(summary, higher_is_better), covers="seeds and test images")
+    return PairedDifference(summary, verdict=_verdict(summary, higher_is_better), covers=f"seeds and {scored_on}")

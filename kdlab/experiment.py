@@ -191,14 +191,16 @@ def load_or_train_teacher(split: Split, *, root="data", epochs: int | None = Non
 
 def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *, transfer_size: int | None = None,
                      seeds=(0, 1, 2, 3, 4), T: float = TEMPERATURE, alpha: float = ALPHA,
-                     epochs: int = STUDENT_EPOCHS, device=None, progress: bool = True, **options) -> dict:
+                     epochs: int = STUDENT_EPOCHS, device=None, progress: bool = True, scored_on: str = "test images",
+                     **options) -> dict:
     """For each seed, a baseline student (hard labels) and a distilled student from the same initial
     weights and batches, trained on a transfer set and scored on `test`.
 
     With `transfer_size`, each seed draws its own balanced transfer set of that size from `pool`;
     without it, every seed trains on all of `pool`. Returns {"runs": [per seed], "baseline" and
     "distilled": mean_interval of accuracy, "gain": paired_difference_over_examples (distilled - baseline,
-    with a 95 % interval over the seeds and the test images, and its verdict; None for a single seed), ...}.
+    with a 95 % interval over the seeds and the images scored on, named by `scored_on`, and its verdict; None for a
+    single seed), ...}.
     Each run keeps its students' per-example "baseline_correct" / "distilled_correct". Ctrl-C raises TrainingInterrupted
     whose `partial` holds the same summary over the seeds whose two students both finished.
     """
@@ -217,8 +219,9 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
 
     def summary(runs):
         baseline, distilled = [run["baseline"] for run in runs], [run["distilled"] for run in runs]
-        gain = paired_difference_over_examples([run["baseline_correct"] for run in runs],
-                                               [run["distilled_correct"] for run in runs]) if len(runs) > 1 else None
+        gain = (paired_difference_over_examples([run["baseline_correct"] for run in runs],
+                                                [run["distilled_correct"] for run in runs], scored_on=scored_on)
+                if len(runs) > 1 else None)
         return {"runs": runs, "baseline": _spread(baseline), "distilled": _spread(distilled), "gain": gain,
                 "verdict": gain.verdict if gain else "inconclusive",
                 "baseline_loss": _spread(run["baseline_loss"] for run in runs),

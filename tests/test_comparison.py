@@ -132,6 +132,9 @@ def test_the_interval_over_examples_adds_the_test_sets_variance_to_the_seeds():
     assert both["ci_high"] - both["mean"] == pytest.approx(t_critical(both["degrees_of_freedom"]) * variance ** 0.5)
     assert both["ci_high"] - both["ci_low"] > seeds_only["ci_high"] - seeds_only["ci_low"]
     assert both["covers"] == "seeds and test images" and "5 seeds and 400 test images" in both.describe()
+    on_validation = paired_difference_over_examples(control, treated, scored_on="validation images")
+    assert on_validation["covers"] == "seeds and validation images"
+    assert "5 seeds and 400 validation images" in on_validation.describe()
 
 
 def test_over_seeds_and_images_the_interval_covers_the_true_gain_95_percent_of_the_time():

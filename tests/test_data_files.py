@@ -12,11 +12,13 @@ IDX_NAMES = [f"{split}-{kind}-ubyte" for split in ("train", "t10k")
 
 
 def _truncated_gzip():
-    packed = gzip.compress(bytes(range(256)) * 64)
+    # mtime=0: the header holds the time, and every pytest-xdist worker must build the same bytes
+    packed = gzip.compress(bytes(range(256)) * 64, mtime=0)
     return packed[: len(packed) // 2]
 
 
-@pytest.mark.parametrize("content", [b"not gzip at all", _truncated_gzip()])
+@pytest.mark.parametrize("content", [b"not gzip at all", _truncated_gzip()],
+                         ids=["not gzip", "truncated gzip"])
 def test_a_bad_gzip_leaves_no_partial_file_and_the_error_propagates(tmp_path, content):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(content)
     with pytest.raises((OSError, EOFError)):
