@@ -8,7 +8,8 @@
    at every step, loss.item() at every step). Same data, models, seeds, epochs and loss; the two
    draw batches in different orders, so their accuracies agree only up to seed noise.
 2. The 5x5 T x alpha grid: kdlab.sweep's one batched pass against the same 25 students trained
-   one at a time with `distill` (same initial weights and batches: the accuracies must match).
+   one at a time with `distill` (same initial weights and batches: the accuracies must match), and the
+   batched pass's GFLOP/s beside a plain matmul's on the same thread: how far it is from the machine's limit.
 Times cover training only; every student is scored afterwards with the same `evaluate`.
 The students, transfer set, T and alpha are the dataset's default experiment
 (`kdlab.experiment.setting_for`); each option overrides one of them. `--compile` adds kdlab's
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -29,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from kdlab import experiment
 from kdlab.comparison import mean_sd
-from kdlab.device import pick_device
+from kdlab.device import one_cpu_thread, pick_device
 from kdlab.models import build_model, student_spec
 from kdlab.sweep import GRID_ALPHAS, GRID_TEMPERATURES, distill_students
 from kdlab.train import distill, evaluate
@@ -59,6 +61,35 @@ def tutorial_distill(student, teacher, train, *, T, alpha, epochs, lr, batch_siz
             optimizer.step()
             running_loss += loss.item()
     student.eval()
+
+
+def sweep_flops(spec: dict, students: int, examples_seen: int) -> int | None:
+    """Floating-point operations in the batched pass's matrix products, counted analytically (None for a family
+    other than the MLP). Per student and example, a layer of n_in x n_out weights costs 2 n_in n_out forward,
+    as much again for its weight gradient and again for its input's gradient, which the first layer skips.
+    Biases, ReLUs and softmaxes (O(n_out) per example) and Adam (O(weights) per batch) are left out: the count
+    is the work any implementation must do, so FLOPs per second say how close the pass runs to the limit."""
+    if spec["family"] != "mlp":
+        return None
+    widths = [math.prod(spec["input_shape"]), *spec["hidden"], spec["num_classes"]]
+    weights = [n_in * n_out for n_in, n_out in zip(widths, widths[1:])]
+    return 2 * (3 * sum(weights) - weights[0]) * students * examples_seen
+
+
+def matmul_gflops(device: torch.device) -> float:
+    """GFLOP/s of a plain square matmul on one CPU thread (as kdlab trains) or on the GPU, in the precision the
+    sweep computes in there; the best of five, as the machine's limit, which others' work only lowers."""
+    size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+    left, right = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    repeats = 10
+
+    def products(device):
+        for _ in range(repeats):
+            left @ right
+    with one_cpu_thread(device):
+        products(device)  # warm-up
+        seconds = min(timed(products, device=device)[0] for _ in range(5))
+    return 2 * size**3 * repeats / seconds / 1e9
 
 
 def timed(function, *args, **kwargs):
@@ -150,6 +181,9 @@ def main(argv=None) -> int:
     batched_seconds, batched = timed(
         distill_students, spec, teacher, transfer, seeds=range(len(cells)), temperatures=[c[0] for c in cells],
         alphas=[c[1] for c in cells], seed=0, progress=False, **options)
+    flops = sweep_flops(spec, len(cells), epochs * len(transfer))
+    sweep_gflops = None if flops is None else flops / batched_seconds / 1e9
+    limit_gflops = matmul_gflops(device)
     grid_difference = max(abs(evaluate(a, test, device=device)["accuracy"]
                               - evaluate(b, test, device=device)["accuracy"])
                           for a, b in zip(batched, one_at_a_time))
@@ -163,6 +197,7 @@ def main(argv=None) -> int:
         "accuracies_within_seed_noise": within_noise,
         "sweep_seconds": batched_seconds, "one_at_a_time_seconds": sequential_seconds,
         "sweep_speedup": sequential_seconds / batched_seconds, "sweep_max_accuracy_difference": grid_difference,
+        "sweep_gflops": sweep_gflops, "matmul_gflops": limit_gflops,
     }
     if compile_error:
         results["compile_error"] = compile_error
@@ -183,6 +218,12 @@ def main(argv=None) -> int:
     print(f"{'25 students one at a time':34} {sequential_seconds:8.2f} {'1.0x':>9}")
     print(f"{'25 students in one batched sweep':34} {batched_seconds:8.2f} {results['sweep_speedup']:8.1f}x   "
           f"largest accuracy difference per student: {grid_difference:.4f}")
+    limit = f"a plain matmul on the same {'GPU' if device.type == 'cuda' else 'thread'}: {limit_gflops:.1f} GFLOP/s"
+    if sweep_gflops is None:
+        print(f"batched pass: no FLOP count for {spec['family']} students; {limit}")
+    else:
+        print(f"batched pass: {sweep_gflops:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP of matrix products); {limit} "
+              f"(the pass at {sweep_gflops / limit_gflops:.0%} of it)")
     if arguments.json:
         Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
         Path(arguments.json).write_text(json.dumps(results, indent=2))

@@ -162,9 +162,10 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     Equivalent, within float rounding, to `distill(build_model(spec, seeds[k]), teacher, transfer,
     T=temperatures[k], alpha=alphas[k], seed=seed, ...)` for every k: the same batches, the same
     loss and the same Adam. The students' parameters are stacked along a new first dimension
-    (torch.func.stack_module_state) and one vmapped forward pass computes every student's logits;
-    the per-student losses are summed, so each student's slice of the gradient is its own gradient,
-    and Adam, elementwise, updates each slice as it would update that student alone.
+    (torch.func.stack_module_state) and one batched pass computes every student's gradient: for MLPs
+    written out (`stacked_mlp_activations`, `stacked_mlp_gradients`), for other families vmap over
+    functional_call and autograd. Each student's slice of the gradient is its own gradient, and Adam,
+    elementwise, updates each slice as it would update that student alone.
     Returns the trained students in eval mode. Ctrl-C stops at once and raises TrainingInterrupted
     (partial=None: students stopped mid-way are no grid).
     """
@@ -182,27 +183,42 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     device = pick_device(device)
     students = [build_model(spec, seed=student_seed).to(device).train() for student_seed in seeds]
     parameters, buffers = stack_module_state(students)
-    skeleton = copy.deepcopy(students[0]).to("meta")  # the architecture, without weights
-
-    def logits_of_one(parameters, buffers, inputs):
-        return functional_call(skeleton, (parameters, buffers), (inputs,))
-
-    all_logits = vmap(logits_of_one, in_dims=(0, 0, None))
     teacher.to(device)
     teacher_logits = predict_logits(teacher, transfer.inputs, device=device)
     loader = make_loader(transfer, batch_size, shuffle=True, device=device, seed=seed, extras=(teacher_logits,))
     optimizer = torch.optim.Adam(parameters.values(), lr=lr, fused=True)
     T = torch.tensor(temperatures, dtype=torch.float32, device=device)
     alpha = torch.tensor(alphas, dtype=torch.float32, device=device)
+    if spec["family"] == "mlp":
+        linear_names = [name for name, layer in students[0].named_children() if isinstance(layer, nn.Linear)]
+
+        def set_gradients(inputs, labels, teacher_batch):
+            with torch.no_grad(), autocast(device):
+                activations = stacked_mlp_activations(parameters, linear_names, inputs)
+                logit_gradients = batched_kd_gradient(activations[-1].float(), teacher_batch, labels, T, alpha)
+                gradients = stacked_mlp_gradients(parameters, linear_names, activations, logit_gradients)
+            for name, gradient in gradients.items():
+                parameters[name].grad = gradient.to(parameters[name].dtype)
+    else:
+        skeleton = copy.deepcopy(students[0]).to("meta")  # the architecture, without weights
+
+        def logits_of_one(parameters, buffers, inputs):
+            return functional_call(skeleton, (parameters, buffers), (inputs,))
+
+        all_logits = vmap(logits_of_one, in_dims=(0, 0, None))
+
+        def set_gradients(inputs, labels, teacher_batch):
+            with autocast(device):
+                logits = all_logits(parameters, buffers, inputs)  # (K, B, C)
+            logit_gradients = batched_kd_gradient(logits.detach().float().transpose(1, 2), teacher_batch, labels,
+                                                  T, alpha)
+            optimizer.zero_grad(set_to_none=True)
+            logits.backward(logit_gradients.transpose(1, 2).to(logits.dtype))
     try:
         with TrainingLoop(epochs, "epochs", f"{len(students)} students", progress=progress, device=device) as loop:
             for _ in loop:
                 for inputs, labels, teacher_batch in loader:
-                    with autocast(device):
-                        logits = all_logits(parameters, buffers, inputs)
-                    loss = batched_kd_loss(logits.float(), teacher_batch, labels, T, alpha).sum()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    set_gradients(inputs, labels, teacher_batch)
                     optimizer.step()
     except TrainingInterrupted as stop:
         raise TrainingInterrupted(f"the sweep of {len(students)} students: {stop.message}; nothing was saved") from None
@@ -214,21 +230,55 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     return [student.eval() for student in students]
 
 
-def batched_kd_loss(student_logits, teacher_logits, labels, T, alpha):
-    """kdlab.losses.kd_loss for K students at once: (K,) losses from (K, B, C) student logits,
-    (B, C) teacher logits, (B,) labels and per-student T, alpha of shape (K,).
+def stacked_mlp_activations(parameters: dict, linear_names: list[str], inputs: torch.Tensor) -> list[torch.Tensor]:
+    """The input and every layer's output (after its ReLU) of K stacked MLP students, each (K, features, B): the
+    last is the logits, class-major (K, C, B). `parameters` holds stack_module_state's (K, out, in) weights.
 
-    The KL is written out, sum over classes of p_t (log p_t - log q_s), mean over the batch,
-    exactly as F.kl_div(..., reduction="batchmean", log_target=True) computes it.
+    Activations are kept transposed so that each layer is one baddbmm(bias, W, h) on the weights as they are
+    stacked, and every product forward and backward has the batch as its long side: vmap over functional_call
+    instead copied transposed weights and gradients at every step, and multiplied (B, 100) by (100, 10)
+    matrices, a shape MKL runs at a quarter of the speed of (10, 100) by (100, B).
     """
-    T = T[:, None, None]
-    log_q = F.log_softmax(student_logits / T, dim=-1)
-    log_p = F.log_softmax(teacher_logits / T, dim=-1)  # (K, B, C): every student's T
-    kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean(dim=-1)
-    num_students, batch, num_classes = student_logits.shape
-    ce = F.cross_entropy(student_logits.reshape(-1, num_classes), labels.repeat(num_students),
-                         reduction="none").view(num_students, batch).mean(dim=-1)
-    return alpha * T.view(-1) ** 2 * kl + (1 - alpha) * ce
+    flat = inputs.flatten(1).t()
+    activations = [flat.expand(len(parameters[f"{linear_names[0]}.weight"]), *flat.shape)]  # one batch for all
+    for position, name in enumerate(linear_names):
+        output = torch.baddbmm(parameters[f"{name}.bias"].unsqueeze(-1), parameters[f"{name}.weight"],
+                               activations[-1])
+        activations.append(output if position == len(linear_names) - 1 else output.relu_())
+    return activations
+
+
+def stacked_mlp_gradients(parameters: dict, linear_names: list[str], activations: list[torch.Tensor],
+                          logit_gradients: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every stacked parameter's gradient, in its own layout, from `stacked_mlp_activations` and the loss's
+    (K, C, B) gradient with respect to the logits: backpropagation written out, which with the same products
+    takes about a third less time per step than autograd did."""
+    gradients = {}
+    upstream = logit_gradients
+    for position in reversed(range(len(linear_names))):
+        name, below = linear_names[position], activations[position]
+        gradients[f"{name}.weight"] = torch.bmm(upstream, below.transpose(1, 2))
+        gradients[f"{name}.bias"] = upstream.sum(dim=-1)
+        if position:  # the inputs need no gradient
+            # ReLU's backward as autograd runs it: masked_fill_ and torch.where take about 25x longer on the CPU
+            upstream = torch.ops.aten.threshold_backward(
+                torch.bmm(parameters[f"{name}.weight"].transpose(1, 2), upstream), below, 0)
+    return gradients
+
+
+def batched_kd_gradient(student_logits, teacher_logits, labels, T, alpha):
+    """The gradient of kdlab.losses.kd_loss with respect to the logits, for K students at once: (K, C, B) from
+    class-major (K, C, B) student logits, (B, C) teacher logits, (B,) labels and per-student T, alpha of shape (K,).
+
+    alpha * T^2 * KL (batchmean) contributes alpha * T * (q - p) / B, with q and p the student's and the teacher's
+    softmax at T (kdlab.losses.soft_term_gradient), and (1 - alpha) * CE contributes (1 - alpha) * (s - y) / B, with
+    s the student's softmax and y the one-hot labels. Softmaxes run over dim 1: on the CPU torch's softmax over a
+    last dimension of 10 classes is about 20x slower than over the same numbers laid out class-major.
+    """
+    T, alpha = T[:, None, None], alpha[:, None, None]
+    soft = torch.softmax(student_logits / T, dim=1) - torch.softmax(teacher_logits.t() / T, dim=1)
+    hard = torch.softmax(student_logits, dim=1) - F.one_hot(labels, student_logits.shape[1]).t()
+    return (alpha * T * soft + (1 - alpha) * hard) / student_logits.shape[-1]
 
 
 def _check_axes(temperatures, alphas) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -3,15 +3,26 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.func import stack_module_state
 
 from kdlab import experiment
 from kdlab import sweep as sweep_module
-from kdlab.data import load_dataset
+from kdlab.data import TensorData, load_dataset
 from kdlab.experiment import Split
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import kd_loss
-from kdlab.models import build_model, mlp_spec, student_spec, teacher_spec
-from kdlab.sweep import Grid, batched_kd_loss, best_cell, distill_students, load_or_run_grid, sweep, sweep_transfer_sets
+from kdlab.models import build_model, cnn_spec, mlp_spec, student_spec, teacher_spec
+from kdlab.sweep import (
+    Grid,
+    batched_kd_gradient,
+    best_cell,
+    distill_students,
+    load_or_run_grid,
+    stacked_mlp_activations,
+    stacked_mlp_gradients,
+    sweep,
+    sweep_transfer_sets,
+)
 from kdlab.train import distill, evaluate, fit
 
 
@@ -42,16 +53,51 @@ def test_a_batched_2x2_grid_equals_four_students_trained_one_at_a_time(setting):
     assert not torch.allclose(batched[0].state_dict()["1.weight"], batched[3].state_dict()["1.weight"])
 
 
-def test_batched_loss_equals_kd_loss_per_student():
+def test_batched_kd_gradient_equals_autograd_of_kd_loss_per_student():
     generator = torch.Generator().manual_seed(0)
-    students = torch.randn(3, 16, 10, generator=generator) * 5
+    students = torch.randn(3, 10, 16, generator=generator) * 5  # class-major: (K, C, B)
     teacher = torch.randn(16, 10, generator=generator) * 5
     labels = torch.randint(0, 10, (16,), generator=generator)
     temperatures, alphas = [0.5, 4.0, 20.0], [0.0, 0.3, 1.0]
-    losses = batched_kd_loss(students, teacher, labels, torch.tensor(temperatures), torch.tensor(alphas))
+    gradients = batched_kd_gradient(students, teacher, labels, torch.tensor(temperatures), torch.tensor(alphas))
     for k in range(3):
-        expected = kd_loss(students[k], teacher, labels, T=temperatures[k], alpha=alphas[k])
-        torch.testing.assert_close(losses[k], expected)
+        logits = students[k].t().clone().requires_grad_()
+        kd_loss(logits, teacher, labels, T=temperatures[k], alpha=alphas[k]).backward()
+        torch.testing.assert_close(gradients[k], logits.grad.t())
+
+
+def test_stacked_mlp_gradients_equal_autograd_through_each_student():
+    spec = mlp_spec((1, 8, 8), hidden=(20, 15))
+    students = [build_model(spec, seed=k) for k in range(3)]
+    parameters, _ = stack_module_state(students)
+    inputs = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    linear_names = ["1", "3", "5"]
+    with torch.no_grad():
+        activations = stacked_mlp_activations(parameters, linear_names, inputs)
+    logit_gradients = torch.randn_like(activations[-1])
+    gradients = stacked_mlp_gradients(parameters, linear_names, activations, logit_gradients)
+    for k, student in enumerate(students):
+        logits = student(inputs)
+        torch.testing.assert_close(activations[-1][k], logits.detach().t())
+        logits.backward(logit_gradients[k].t())
+        for name, parameter in student.named_parameters():
+            torch.testing.assert_close(gradients[name][k], parameter.grad)
+
+
+def test_students_of_another_family_train_batched_as_they_would_alone():
+    """The vmap path: a CNN student's batch norm, and a family stacked_mlp_activations does not run."""
+    images = TensorData(torch.randn(40, 3, 8, 8, generator=torch.Generator().manual_seed(2)),
+                        torch.arange(40) % 10, tuple("0123456789"), "colour")
+    teacher = build_model(cnn_spec((3, 8, 8), channels=(4,)), seed=0)
+    spec = student_spec((3, 8, 8), "tiny")
+    assert spec["family"] == "cnn"
+    batched = distill_students(spec, teacher, images, seeds=[3, 4], temperatures=[2.0, 8.0], alphas=[0.0, 0.5],
+                               epochs=2, batch_size=16, progress=False)
+    for k, (T, alpha) in enumerate([(2.0, 0.0), (8.0, 0.5)]):
+        alone = build_model(spec, seed=3 + k)
+        distill(alone, teacher, images, T=T, alpha=alpha, epochs=2, batch_size=16, progress=False)
+        for ours, theirs in zip(batched[k].state_dict().values(), alone.state_dict().values()):
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_cell_finds_the_nearest_grid_point_with_T_on_a_log_scale():
@@ -181,7 +227,7 @@ def test_ctrl_c_stops_the_sweep_at_once_and_nothing_is_cached(setting, tmp_path,
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(sweep_module, "batched_kd_loss", interrupted)
+    monkeypatch.setattr(sweep_module, "batched_kd_gradient", interrupted)
     stopped = "the sweep of .* students: training stopped after 0 of 2 epochs; nothing was saved"
     with pytest.raises(TrainingInterrupted, match=stopped) as error:
         load_or_run_grid(tmp_path, epochs=2, temperatures=(1.0,), alphas=(0.0, 1.0), progress=False)
