@@ -1,10 +1,10 @@
-"""The explorer's panels: a pure function of (T, alpha, example) beside a small object that shows it.
+"""The explorer's panels: a pure function of (T, alpha, example) beside a small object that describes its chart.
 
 Each pure panel function computes what its panel shows with kdlab.losses, so tests need no browser.
-Each panel object describes its chart once (`build(chart)`: axes, labels, colours) and then
-`show(...)`s new values: a few hundred numbers per move, drawn in the browser on a canvas
-(kdlab.canvas). `static_figure` draws the same descriptions with matplotlib, for a page read
-without a kernel.
+Each panel object describes its chart once (`spec`: axes, labels, colours), which the page receives once,
+and says what it shows at one setting (`data`). The page computes that data itself from the logits it was
+sent (kdlab/explorer_static/explorer.js, tested equal to these functions); `static_figure` draws the kernel's
+with matplotlib, for a page read without a kernel.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from kdlab.sweep import Grid
 from kdlab.viz import plot_heatmap
 
 __all__ = ["CurvesPanel", "GradientPanel", "GridPanel", "LossPanel", "MODEL_COLOURS", "PicturePanel",
-           "SoftTargetsPanel", "TERM_COLOURS", "T_RANGE", "all_panels", "gradient_limit", "gradient_panel",
-           "grid_panel", "loss_panel", "soft_target_panel", "static_figure"]
+           "SoftTargetsPanel", "TERM_COLOURS", "T_RANGE", "all_panels", "chart_data", "explorer_panels",
+           "gradient_limit", "gradient_limits", "gradient_panel", "grid_panel", "loss_panel", "soft_target_panel",
+           "static_figure"]
 
 T_RANGE = (0.5, 50.0)  # the temperature slider's ends (log scale)
 ALPHA_RANGE = (0.0, 1.0)
@@ -82,14 +83,19 @@ def gradient_limit(teacher_logits: torch.Tensor, student_logits: torch.Tensor, l
     (hard); the hard gradient softmax(z_s) - onehot does not depend on T; the soft one is
     T^2 * (1/T)(q_T - p_T) = T (q_T - p_T), and T (q_T - p_T) / T^2 without the T^2 factor.
     """
-    temperatures = torch.as_tensor(LIMIT_TEMPERATURES, dtype=torch.float64)[:, None]  # (nT, 1)
+    return float(gradient_limits(teacher_logits[None], student_logits[None], torch.tensor([label]))[0])
+
+
+def gradient_limits(teacher_logits: torch.Tensor, student_logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """gradient_limit of each of n examples, (n, C) logits and (n,) labels, in one pass: what the page is sent."""
+    temperatures = torch.as_tensor(LIMIT_TEMPERATURES, dtype=torch.float64)[:, None, None]  # (nT, 1, 1)
     student, teacher = student_logits.detach().double(), teacher_logits.detach().double()
-    # soft_term_gradient at T = 1 of logits already divided by T is q_T - p_T, for all nT rows at once
+    # soft_term_gradient at T = 1 of logits already divided by T is q_T - p_T, for all nT temperatures at once
     difference = soft_term_gradient(student[None] / temperatures, teacher[None] / temperatures, 1.0)
-    hard = torch.softmax(student, dim=-1) - F.one_hot(torch.tensor(label), len(student)).double()
-    largest = max(float((temperatures * difference).abs().max()), float((difference / temperatures).abs().max()),
-                  float(hard.abs().max()))
-    return largest * 1.1
+    hard = torch.softmax(student, dim=-1) - F.one_hot(torch.as_tensor(labels), student.shape[-1]).double()
+    largest = torch.stack([(temperatures * difference).abs().amax(dim=(0, 2)),
+                           (difference / temperatures).abs().amax(dim=(0, 2)), hard.abs().amax(dim=-1)])
+    return (largest.amax(dim=0) * 1.1).numpy()
 
 
 def grid_panel(grid: Grid, T: float, alpha: float) -> dict:
@@ -125,30 +131,26 @@ def _rounded(values, digits: int = 4) -> list:
 
 
 class Panel:
-    """A chart description built once, then new values shown on every move."""
-
-    chart = None
-
-    def build(self, chart):
-        self.chart = chart
-        chart.spec = self.spec()
-        return chart
+    """A chart: its description, built once (`spec`), and what it shows at one setting (`data`). The page
+    computes the same data itself (explorer.js, panelData); the kernel's is drawn for a page without one."""
 
     def spec(self) -> dict:
         raise NotImplementedError
-
-    def _show(self, **data) -> None:
-        self.chart.data = data
 
 
 class PicturePanel(Panel):
     """The example: its picture, its label and what the teacher and the student guess."""
 
+    def __init__(self, classes):
+        self.classes = [str(name) for name in classes]
+
     def spec(self) -> dict:
         return {"kind": "image", "width": 250, "height": 124}
 
-    def show(self, picture: np.ndarray, title: str) -> None:
-        self._show(pixels=_rounded(picture, 3), title=title)
+    def data(self, picture: np.ndarray, example: int, label: int, teacher_guess: int, student_guess: int) -> dict:
+        classes = self.classes
+        return {"pixels": _rounded(picture, 3), "title": f"#{example}: a {classes[label]}\nteacher says "
+                                                         f"{classes[teacher_guess]}, student {classes[student_guess]}"}
 
 
 class SoftTargetsPanel(Panel):
@@ -159,16 +161,16 @@ class SoftTargetsPanel(Panel):
 
     def spec(self) -> dict:
         return {"kind": "bars", "width": 400, "height": 250, "categories": self.classes, "ylim": [0, 1],
-                "xlabel": "class", "ylabel": "probability", "caption_class": "kdlab-readout",
+                "xlabel": "class", "ylabel": "probability",
                 "series": [{"label": "teacher", "colour": MODEL_COLOURS["teacher"]},
                            {"label": "student (baseline)", "colour": MODEL_COLOURS["student"]}]}
 
-    def show(self, panel: dict, T: float, label: int) -> None:
+    def data(self, panel: dict, T: float, label: int) -> dict:
         name = self.classes[label]
-        self._show(values=[_rounded(panel["teacher"]), _rounded(panel["student"])],
-                   title=f"(a) Soft targets at T = {T:.3g}",
-                   caption=f"T = {T:.3g}: teacher p({name}) = {panel['teacher'][label]:.3f}, "
-                           f"student p({name}) = {panel['student'][label]:.3f}")
+        return {"values": [_rounded(panel["teacher"]), _rounded(panel["student"])],
+                "title": f"(a) Soft targets at T = {T:.3g}",
+                "caption": f"T = {T:.3g}: teacher p({name}) = {panel['teacher'][label]:.3f}, "
+                           f"student p({name}) = {panel['student'][label]:.3f}"}
 
 
 class LossPanel(Panel):
@@ -179,30 +181,29 @@ class LossPanel(Panel):
                 "colours": [TERM_COLOURS[key] for key in ("soft", "hard", "total")], "series": [{"label": "loss"}],
                 "xlabel": "term", "ylabel": "loss on this example"}
 
-    def show(self, panel: dict, T: float, alpha: float) -> None:
+    def data(self, panel: dict, T: float, alpha: float) -> dict:
         heights = [panel["soft"], panel["hard"], panel["total"]]
-        self._show(values=[_rounded(heights, 6)], labels=[f"{height:.3g}" for height in heights],
-                   ylim=[0, max(heights) * 1.25 or 1.0], title=f"(b) The loss at T = {T:.3g}, α = {alpha:.2f}")
+        return {"values": [_rounded(heights, 6)], "labels": [f"{height:.3g}" for height in heights],
+                "ylim": [0, max(heights) * 1.25 or 1.0], "title": f"(b) The loss at T = {T:.3g}, α = {alpha:.2f}"}
 
 
 class GradientPanel(Panel):
-    """Panel (c): each term's gradient on each student logit, on a y-range fixed per example."""
+    """Panel (c): each term's gradient on each student logit, on a y-range fixed per example (gradient_limit)."""
 
     SERIES = {"soft": "soft term α·T²·KL", "soft_without_T2": "soft, without T²", "hard": "hard term (1−α)·CE"}
 
     def __init__(self, classes):
         self.classes = [str(name) for name in classes]
-        self.limit = 1.0
 
     def spec(self) -> dict:
         return {"kind": "bars", "width": 400, "height": 250, "categories": self.classes, "zero_line": True,
                 "xlabel": "student logit (class)", "ylabel": "∂ loss / ∂ logit",
                 "series": [{"label": label, "colour": TERM_COLOURS[key]} for key, label in self.SERIES.items()]}
 
-    def show(self, panel: dict, T: float, alpha: float) -> None:
-        self._show(values=[_rounded(panel[key], 5) for key in self.SERIES], ylim=[-self.limit, self.limit],
-                   title=f"(c) Gradients at T = {T:.3g}, α = {alpha:.2f}: largest |soft| "
-                         f"{np.abs(panel['soft']).max():.2g}, without T² {np.abs(panel['soft_without_T2']).max():.2g}")
+    def data(self, panel: dict, T: float, alpha: float, limit: float) -> dict:
+        return {"values": [_rounded(panel[key], 5) for key in self.SERIES], "ylim": [-limit, limit],
+                "title": f"(c) Gradients at T = {T:.3g}, α = {alpha:.2f}: largest |soft| "
+                         f"{np.abs(panel['soft']).max():.2g}, without T² {np.abs(panel['soft_without_T2']).max():.2g}"}
 
 
 class GridPanel(Panel):
@@ -249,13 +250,27 @@ class GridPanel(Panel):
                              "colours": [colors.to_hex(band) for band in bands], "ticks": _rounded(ticks, 6),
                              "tick_labels": [f"{t:.{decimals}f}" for t in ticks]}}
 
-    def show(self, panel: dict) -> None:
+    def data(self, panel: dict) -> dict:
         interval = panel["interval"]
         spread = (f"95 % CI over {self.runs_covered()}: {interval[0]:.3f}–{interval[1]:.3f}" if interval
                   else "one student: no interval")
-        self._show(highlight=[panel["row"], panel["column"]],
-                   title=f"(d) {self.measure.capitalize()} at T = {panel['T']:g}, α = {panel['alpha']:g}: "
-                         f"{panel['cell_accuracy']:.3f}\n{spread}")
+        return {"highlight": [panel["row"], panel["column"]],
+                "title": f"(d) {self.measure.capitalize()} at T = {panel['T']:g}, α = {panel['alpha']:g}: "
+                         f"{panel['cell_accuracy']:.3f}\n{spread}"}
+
+    def page(self) -> dict:
+        """What the page needs to write this panel's title for any cell: every cell's mean and interval."""
+        grid = self.grid
+        return {"temperatures": list(grid.temperatures), "alphas": list(grid.alphas),
+                "accuracy": np.asarray(grid.accuracy, dtype=float).tolist(),
+                "intervals": [[_interval(grid, row, column) for column in range(len(grid.alphas))]
+                              for row in range(len(grid.temperatures))],
+                "heading": self.measure.capitalize(), "covered": self.runs_covered()}
+
+
+def _interval(grid: Grid, row: int, column: int) -> list[float] | None:
+    interval = grid.interval(row, column)
+    return None if interval is None else [float(bound) for bound in interval]
 
 
 class CurvesPanel(Panel):
@@ -273,10 +288,32 @@ class CurvesPanel(Panel):
         return {"kind": "lines", "width": 250, "height": 165, "xlim": [0, self.epochs], "ylim": self.ylim,
                 "xlabel": "epoch", "ylabel": "validation accuracy", "left": 46}
 
-    def show(self, curve: list[float] | None = None, label: str = "Train now") -> None:
+    def data(self, curve: list[float] | None = None, label: str = "Train now") -> dict:
         distilled = {"x": list(range(1, len(curve or []) + 1)), "y": _rounded(curve or []), "label": label,
                      "colour": TERM_COLOURS["soft"]}
-        self._show(lines=[self.baseline, distilled, self.teacher], title="Students on the transfer set")
+        return {"lines": [self.baseline, distilled, self.teacher], "title": "Students on the transfer set"}
+
+
+def explorer_panels(data) -> dict:
+    """The explorer's panel objects for an ExplorerData, by name."""
+    classes = data.test.classes
+    return {"picture": PicturePanel(classes), "soft": SoftTargetsPanel(classes), "loss": LossPanel(),
+            "gradients": GradientPanel(classes), "grid": GridPanel(data.grid),
+            "curves": CurvesPanel(data.baseline_curve, data.teacher_accuracy, data.epochs)}
+
+
+def chart_data(data, panels: dict, T: float, alpha: float, example: int) -> dict:
+    """What each panel but the curves shows at (T, alpha, example), by name: the kernel's twin of the page's."""
+    computed = all_panels(data, T, alpha, example)
+    teacher, student = data.teacher_logits[example], data.student_logits[example]
+    label = int(data.test.labels[example])
+    return {"picture": panels["picture"].data(example_picture(data.test.inputs[example]), example, label,
+                                              int(teacher.argmax()), int(student.argmax())),
+            "soft": panels["soft"].data(computed["soft_targets"], T, label),
+            "loss": panels["loss"].data(computed["loss"], T, alpha),
+            "gradients": panels["gradients"].data(computed["gradients"], T, alpha,
+                                                  gradient_limit(teacher, student, label)),
+            "grid": panels["grid"].data(computed["grid"])}
 
 
 # ----------------------------------------------------------------------------- the static view
@@ -317,7 +354,7 @@ def _static_heatmap(ax, spec, data) -> None:
                  labels=spec["text"], hatched=spec["marks"], highlight=data["highlight"], colorbar=bar is not None,
                  colorbar_label=bar and bar["label"], vmin=bar and bar["low"], vmax=bar and bar["high"])
     if bar is not None:
-        ax.images[0].colorbar.set_ticks(bar["ticks"], labels=bar["tick_labels"])  # the bar plot_heatmap added
+        ax.collections[0].colorbar.set_ticks(bar["ticks"], labels=bar["tick_labels"])  # the bar of its cells
 
 
 def _static_lines(ax, spec, data) -> None:

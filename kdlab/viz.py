@@ -1,24 +1,42 @@
-"""The plots the notebooks and the explorer share.
+"""The plots the notebooks and the explorer share, readable by everyone in the room.
 
 Every function draws onto an Axes (its own, or one passed in) and returns it, or the Figure for
-multi-panel plots; none calls plt.show, so a notebook decides when and where a plot appears and a
-test can inspect what was drawn. `use_projector_style` makes everything legible from the back row.
+multi-panel plots; none calls plt.show, so a test can inspect what was drawn. A notebook shows a
+figure with `show(figure, alt=...)`, which gives it alt text every reader of the notebook gets.
+`use_projector_style` makes everything legible from the back row and safe for colour-blind eyes:
+matplotlib's tableau-colorblind10 colours, each line with its own dash, and viridis for matrices.
+Matrices, per-seed curves and per-seed gains are drawn by seaborn.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 import torch.nn.functional as F
+from cycler import cycler
 from matplotlib.patches import Rectangle
 
 from kdlab.losses import soft_targets
 
-__all__ = ["class_similarity", "mean_soft_targets", "plot_class_similarity", "plot_heatmap", "plot_learning_curves",
-           "plot_soft_targets", "show_digits", "use_projector_style"]
+__all__ = ["COLOURS", "DASHES", "HATCHES", "LINE_STYLES", "class_similarity", "figure_bundle", "mean_soft_targets",
+           "plot_class_similarity", "plot_heatmap", "plot_learning_curves", "plot_paired_gains", "plot_soft_targets",
+           "show", "show_digits", "use_projector_style"]
+
+# Tableau's colour-blind-safe ten (matplotlib's "tableau-colorblind10" style). Colour alone never carries a
+# meaning: lines also differ in dash, and bars in hatching, in the same order.
+COLOURS = plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"]
+DASHES = ["", (4, 1.5), (1, 1), (3, 1.25, 1.5, 1.25), (5, 1, 1, 1), (8, 2), (2, 2, 6, 2), (1, 3), (6, 1, 1, 1, 1, 1),
+          (3, 3)]  # on/off lengths, as seaborn takes them; "" is solid
+LINE_STYLES = ["-" if not dash else (0, dash) for dash in DASHES]  # the same, as matplotlib takes them
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "++", "--", "||", "**"]
 
 PROJECTOR_STYLE = {
     "font.size": 15,
@@ -32,6 +50,9 @@ PROJECTOR_STYLE = {
     "figure.figsize": (9, 5),
     "axes.grid": True,
     "grid.alpha": 0.3,
+    "axes.prop_cycle": cycler(color=COLOURS) + cycler(linestyle=LINE_STYLES),
+    "patch.facecolor": COLOURS[0],
+    "image.cmap": "viridis",
 }
 
 _METRIC_LABELS = {
@@ -43,8 +64,39 @@ _METRIC_LABELS = {
 
 
 def use_projector_style() -> None:
-    """Large fonts and thick lines for every later plot: slides are read from across a room."""
+    """Large fonts, thick lines and colour-blind-safe colours for every later plot: slides are read from
+    across a room, by everyone in it."""
     plt.rcParams.update(PROJECTOR_STYLE)
+
+
+def figure_bundle(png: bytes, alt: str) -> tuple[dict, dict]:
+    """A PNG as a display bundle and its metadata, with `alt` where each reader of a notebook looks for it.
+
+    JupyterLab (4.6) and nbconvert's default HTML template ignore alt metadata on image/png, but prefer
+    text/html, which Jupyter Book and mkdocs-jupyter also render: so the bundle carries the picture as an
+    <img alt=...> there. image/png stays for what takes no HTML (LaTeX/PDF export, GitHub), its metadata
+    holding the alt as IPython.display.Image writes it (read by nbconvert's classic template), and
+    text/plain is the alt text itself, for a terminal or a screen reader reading the text outputs.
+    """
+    if not alt or not alt.strip():
+        raise ValueError("give alt text that says what the figure shows: a reader who cannot see it gets only that")
+    encoded = base64.b64encode(png).decode("ascii")
+    picture = f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt.strip(), quote=True)}"/>'
+    return ({"image/png": encoded, "text/html": picture, "text/plain": alt.strip()},
+            {"image/png": {"alt": alt.strip()}})
+
+
+def show(figure, alt: str) -> None:
+    """Display a Figure (or an Axes' figure) in the notebook with its alt text, then close it, so the
+    inline backend does not show it a second time without one."""
+    from IPython.display import display  # only a notebook needs IPython
+
+    figure = figure.figure  # an Axes' figure; a Figure's is itself
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")  # as the inline backend draws it
+    data, metadata = figure_bundle(buffer.getvalue(), alt)
+    display(data, raw=True, metadata=metadata)
+    plt.close(figure)
 
 
 def _new_axes(ax):
@@ -57,11 +109,12 @@ def _as_numpy(values) -> np.ndarray:
     return np.asarray(values)
 
 
-def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 10, size: float = 1.6,
+def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 10, size: float = 1.35,
                 title: str | None = None):
     """A grid of images (n, H, W), (n, 1, H, W) or (n, 3, H, W), each titled; returns the Figure.
 
-    Each image is rescaled to its own range, so normalised inputs display as they were drawn.
+    Each image is rescaled to its own range, so normalised inputs display as they were drawn. `size`
+    inches per image: ten in a row stay under 14 inches, so a projector does not shrink their titles.
     """
     pictures = _as_numpy(images)
     if pictures.ndim == 4 and pictures.shape[1] in (1, 3):
@@ -95,7 +148,8 @@ def show_digits(images, titles: Sequence[str] | None = None, *, columns: int = 1
 
 def plot_soft_targets(logits, temperatures: Sequence[float], classes: Sequence[str], *, ax=None,
                       log_scale: bool = False, title: str | None = None):
-    """One example's softmax(logits / T) as grouped bars, one colour per temperature; returns the Axes.
+    """One example's softmax(logits / T) as grouped bars, one colour and hatching per temperature; returns
+    the Axes.
 
     With log_scale the tiny wrong-class probabilities at T=1 become visible.
     """
@@ -109,7 +163,8 @@ def plot_soft_targets(logits, temperatures: Sequence[float], classes: Sequence[s
     width = 0.8 / len(temperatures)
     for index, T in enumerate(temperatures):
         probabilities = _as_numpy(soft_targets(logits, T))
-        ax.bar(positions + (index - (len(temperatures) - 1) / 2) * width, probabilities, width, label=f"T = {T:g}")
+        ax.bar(positions + (index - (len(temperatures) - 1) / 2) * width, probabilities, width, label=f"T = {T:g}",
+               hatch=HATCHES[index % len(HATCHES)], edgecolor="white", linewidth=0)
     ax.set_xticks(positions, classes)
     ax.set_xlabel("class")
     ax.set_ylabel("probability")
@@ -159,11 +214,13 @@ def plot_heatmap(values, rows: Sequence[str], columns: Sequence[str], *, ax=None
     """An (R, C) matrix as coloured cells with their values written in; returns the Axes.
 
     The project's one heatmap (class similarity, notebook grids, the explorer's static view), so
-    every matrix reads the same way. Each finite value is written in its cell, in black or white by
-    the cell's luminance; `labels`, (R, C) strings, replaces the formatted values (e.g. "0.934*"),
-    and fmt=None with no labels writes nothing. NaN cells stay blank. Cells where the (R, C) boolean
-    mask `hatched` is true are hatched; `highlight` = (row, column) is outlined in red. Values beyond
-    vmin or vmax take the end colours: capping vmax keeps one large value from washing out the rest.
+    every matrix reads the same way. seaborn.heatmap draws it: each finite value written in its cell,
+    dark or light by the cell's luminance, NaN cells blank, a colour bar. `labels`, (R, C) strings,
+    replaces the formatted values (e.g. "0.934*"), and fmt=None with no labels writes nothing. On top:
+    cells where the (R, C) boolean mask `hatched` is true are hatched, so a mark never rests on colour
+    alone, and `highlight` = (row, column) is outlined in red. Values beyond vmin or vmax take the end
+    colours: capping vmax keeps one large value from washing out the rest. Keep to viridis or cividis:
+    perceptually uniform, they read alike in greyscale and to colour-blind eyes.
     """
     matrix = _as_numpy(values).astype(float)
     shape = (len(rows), len(columns))
@@ -172,26 +229,22 @@ def plot_heatmap(values, rows: Sequence[str], columns: Sequence[str], *, ax=None
     for name, given in (("labels", labels), ("hatched", hatched)):
         if given is not None and np.shape(given) != shape:
             raise ValueError(f"{name} must be {shape} like the values, got {np.shape(given)}")
-    ax = _new_axes(ax)
-    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    if colorbar:
-        ax.figure.colorbar(image, ax=ax, label=colorbar_label)
-    cells = image.cmap(image.norm(matrix))  # (R, C, 4): the colour each cell is drawn in
-    for (row, column), value in np.ndenumerate(matrix):
-        if np.isfinite(value) and (labels is not None or fmt is not None):
-            text = fmt.format(value) if labels is None else labels[row][column]
-            ax.text(column, row, text, ha="center", va="center", fontsize="small",
-                    color="black" if cells[row, column, :3] @ (0.299, 0.587, 0.114) > 0.5 else "white")
-        if hatched is not None and hatched[row][column]:
-            ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, hatch="//", edgecolor="white",
-                                   linewidth=0, alpha=0.5))
+    if labels is None and fmt is not None:
+        labels = [[fmt.format(value) for value in row] for row in matrix]
+    ax = sns.heatmap(matrix, ax=_new_axes(ax), cmap=cmap, vmin=vmin, vmax=vmax, cbar=colorbar,
+                     cbar_kws={"label": colorbar_label}, xticklabels=list(columns), yticklabels=list(rows),
+                     annot=False if labels is None else np.asarray(labels, dtype=object), fmt="",
+                     annot_kws={"fontsize": "small"})
+    if hatched is not None:
+        for row, column in zip(*np.nonzero(np.asarray(hatched, bool))):
+            ax.add_patch(Rectangle((column, row), 1, 1, fill=False, hatch="//", edgecolor="white", linewidth=0,
+                                   alpha=0.5))
     if highlight is not None:
         row, column = highlight
-        ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=3))
-    ax.set_xticks(range(len(columns)), columns)
-    ax.set_yticks(range(len(rows)), rows)
+        ax.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor="red", linewidth=3))
+    ax.tick_params(axis="y", labelrotation=0)  # seaborn stands row names on end; level, they read faster
     ax.set(**{name: words for name, words in (("title", title), ("xlabel", xlabel), ("ylabel", ylabel)) if words})
-    ax.grid(False)
+    ax.grid(False)  # the projector style's grid would cross every cell
     return ax
 
 
@@ -212,29 +265,68 @@ def _metric(history, metric: str) -> np.ndarray:
 
 
 def plot_learning_curves(histories: Mapping, metric: str = "test_accuracy", *, ax=None, title: str | None = None):
-    """One line per name: a History (or History.as_dict()) per epoch; returns the Axes.
+    """One line per name, each in its own colour and dash: a History (or History.as_dict()) per epoch;
+    returns the Axes.
 
-    A name may map to a list of histories (one per seed): their mean is drawn with a band of
+    A name may map to a list of histories (one per seed): seaborn draws their mean with a band of
     plus or minus one standard deviation, so a difference can be judged against the seed noise.
     """
     if metric not in _METRIC_LABELS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(_METRIC_LABELS)}")
     if not histories:
         raise ValueError("give at least one history, e.g. {'baseline': history}")
-    ax = _new_axes(ax)
+    runs = []
     for name, history in histories.items():
-        runs = history if isinstance(history, (list, tuple)) else [history]
-        curves = [_metric(run, metric) for run in runs]
+        seeds = history if isinstance(history, (list, tuple)) else [history]
+        curves = [_metric(seed, metric) for seed in seeds]
         length = min(len(curve) for curve in curves)  # an interrupted run may be shorter
-        curves = np.stack([curve[:length] for curve in curves])
-        epochs = np.arange(1, length + 1)
-        mean = curves.mean(axis=0)
-        (line,) = ax.plot(epochs, mean, label=name if len(curves) == 1 else f"{name} (mean of {len(curves)})")
-        if len(curves) > 1:
-            spread = curves.std(axis=0, ddof=1)
-            ax.fill_between(epochs, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
+        label = name if len(curves) == 1 else f"{name} (mean of {len(curves)})"
+        runs += [pd.DataFrame({"epoch": np.arange(1, length + 1), metric: curve[:length], "run": label})
+                 for curve in curves]
+    styles = range(len(histories))
+    ax = sns.lineplot(pd.concat(runs), x="epoch", y=metric, hue="run", style="run", errorbar="sd", ax=_new_axes(ax),
+                      palette=[COLOURS[i % len(COLOURS)] for i in styles],
+                      dashes=[DASHES[i % len(DASHES)] for i in styles])
     ax.set_xlabel("epoch")
     ax.set_ylabel(_METRIC_LABELS[metric])
     ax.set_title(title or f"{_METRIC_LABELS[metric].capitalize()} per epoch")
+    ax.legend()  # from the labelled lines, so a line a notebook adds later joins it
+    return ax
+
+
+def plot_paired_gains(gains: Mapping[str, Mapping], per_seed: Mapping[str, Sequence[float]] | None = None, *,
+                      scale: float = 100.0, ax=None, title: str | None = None, xlabel: str = "gain (points)"):
+    """One row per name: the mean paired gain with its 95 % interval, each seed's own gain as a dot beside it,
+    and zero marked; returns the Axes.
+
+    `gains` maps a name to a paired_difference result (or any mapping with mean, ci_low and ci_high);
+    `per_seed` maps it to the seeds' differences, which seaborn strips along the row, so a reader sees
+    what the interval summarises. The interval is drawn as computed: seaborn's own intervals would cover
+    the seeds only, not the finite test set that paired_difference_over_examples adds. Values are
+    multiplied by `scale` (100: accuracy differences in points).
+    """
+    if not gains:
+        raise ValueError("give at least one gain, e.g. {'distilled': paired_difference(baseline, distilled)}")
+    names = list(gains)
+    ax = _new_axes(ax)
+    if per_seed is not None:
+        missing = [name for name in names if name not in per_seed]
+        if missing:
+            raise ValueError(f"per_seed has no differences for {missing}")
+        seeds = pd.DataFrame([(name, scale * value) for name in names for value in per_seed[name]],
+                             columns=["name", "gain"])
+        drawn = len(ax.collections)
+        sns.stripplot(seeds, x="gain", y="name", order=names, color=COLOURS[3], size=7, jitter=0.15, alpha=0.8,
+                      ax=ax)
+        ax.collections[drawn].set_label("one seed")  # one entry in the legend, not one per row
+    means = np.array([scale * gains[name]["mean"] for name in names])
+    spans = np.array([[scale * (gains[name]["mean"] - gains[name]["ci_low"]) for name in names],
+                      [scale * (gains[name]["ci_high"] - gains[name]["mean"]) for name in names]])
+    ax.errorbar(means, np.arange(len(names)), xerr=spans, fmt="D", markersize=9, color=COLOURS[0], capsize=6,
+                linewidth=2.5, label="mean, 95 % interval")
+    ax.axvline(0, color="0.2", linewidth=1)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)  # the first name on top
+    ax.set(xlabel=xlabel, ylabel="", title=title or "")
     ax.legend()
     return ax

@@ -1,47 +1,42 @@
 """The explorer: drag T and alpha and watch soft targets, the loss, its gradients and trained students change.
 
-Thin wiring only. kdlab.panels computes what each panel shows and describes its chart;
-kdlab.canvas draws the charts in the browser; kdlab.explorer_data loads what they show. A move
-of a slider costs a few milliseconds in the kernel and one repaint in the browser.
+Thin wiring only. kdlab.explorer_data loads what the explorer shows; `page_payload` packs it, once, into
+what the page computes every panel from (kdlab.panels describes each chart); kdlab.canvas.ExplorerView
+is the page, which computes and draws each move itself. The kernel reads the link and runs "Train now".
 A view can be shared as a link: Voilà hands the page's query string to the kernel
 (`?T=8&alpha=0.5&example=12&hide=grid,train`), and `Explorer.from_query` opens with it.
-A link is anyone's text: what the page echoes of it is escaped, shortened and listed a few names at a time.
+A link is anyone's text: what the page echoes of it is plain text, shortened and listed a few names at a time.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import html
 import io
-import math
 import os
 import re
 import time
 import urllib.parse
 
-import ipywidgets as widgets
+import numpy as np
+import torch
 
 from kdlab import experiment
-from kdlab.canvas import NUMBER_PATTERN, Chart, Slider, parse_number, round_half_up
+from kdlab.canvas import NUMBER_PATTERN, ExplorerView, parse_number, round_half_up
 from kdlab.explorer_data import ExplorerData, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.panels import (
     ALPHA_RANGE,
     T_RANGE,
-    CurvesPanel,
-    GradientPanel,
-    GridPanel,
-    LossPanel,
-    PicturePanel,
-    SoftTargetsPanel,
-    all_panels,
+    chart_data,
     example_picture,
-    gradient_limit,
+    explorer_panels,
+    gradient_limits,
     static_figure,
 )
+from kdlab.viz import figure_bundle
 
-__all__ = ["Explorer", "parse_view", "view_query"]
+__all__ = ["Explorer", "page_payload", "parse_view"]
 
 # The arrow keys' stops for T: 20 steps of 2^(1/3) from 0.5 to 50, rounded as printed, so 1, 2, 4, 8 and 16
 # (the grid's rows) are stops; alpha steps by 0.05.
@@ -55,7 +50,7 @@ ECHO_NAMES = 5  # unknown names from a link, listed on the page
 
 def parse_view(query: str, examples: int) -> tuple[dict, list[str]]:
     """(settings, notes): what a link's query string asks for, each value clamped to its range or
-    ignored, with one note per value changed or ignored, for the page to show (as text: see _note)."""
+    ignored, with one note per value changed or ignored, for the page to show as plain text."""
     fields = urllib.parse.parse_qs(query or "", keep_blank_values=True)
     settings, notes = {}, []
     for key, (low, high) in (("T", T_RANGE), ("alpha", ALPHA_RANGE), ("example", (0, examples - 1))):
@@ -104,99 +99,69 @@ def _echo_names(names: list[str]) -> str:
     return listed + (f" and {len(names) - ECHO_NAMES} more" if len(names) > ECHO_NAMES else "")
 
 
-def view_query(T: float, alpha: float, example: int, hide=()) -> str:
-    """The query string of a link that opens the explorer at these settings."""
-    fields = {"T": f"{T:.3g}", "alpha": f"{alpha:.2f}", "example": str(example)}
-    if hide:
-        fields["hide"] = ",".join(hide)
-    return urllib.parse.urlencode(fields, safe=",")
+def controls(examples: int) -> dict:
+    """The three sliders' ranges, keyboard stops and readouts, for the page and for clamping in the kernel."""
+    return {"T": {"description": "T", "low": T_RANGE[0], "high": T_RANGE[1], "log": True, "stops": T_STOPS,
+                  "precision": 3, "whole": False},
+            "alpha": {"description": "α", "low": ALPHA_RANGE[0], "high": ALPHA_RANGE[1], "log": False,
+                      "stops": ALPHA_STOPS, "precision": 2, "whole": False},
+            "example": {"description": "test image", "low": 0, "high": examples - 1, "log": False,
+                        "stops": list(range(examples)), "precision": 0, "whole": True}}
+
+
+def page_payload(data: ExplorerData, examples: int | None = None, *, train: str | None = None) -> dict:
+    """What the page computes and draws every panel from, sent once: the first `examples` test images (all by
+    default) with their teacher's and baseline student's logits (float32, as the kernel holds them), labels,
+    pictures (bytes) and gradient ranges; every grid cell's mean and interval; each chart's description; the
+    controls. `train` says what "Train now" does, or how to get it where nothing can train."""
+    count = len(data.test) if examples is None else min(examples, len(data.test))
+    panels = explorer_panels(data)
+    teacher, student = data.teacher_logits[:count].float(), data.student_logits[:count].float()
+    labels = [int(label) for label in data.test.labels[:count]]
+    pictures = np.stack([example_picture(data.test.inputs[index]) for index in range(count)])
+    return {
+        "classes": [str(name) for name in data.test.classes],
+        "examples": {"labels": labels, "teacher_logits": teacher.tolist(), "student_logits": student.tolist(),
+                     "gradient_limits": gradient_limits(teacher, student, torch.tensor(labels)).tolist(),
+                     "pictures": {"shape": list(pictures.shape[1:]), "base64": base64.b64encode(
+                         np.round(pictures * 255).astype(np.uint8).tobytes()).decode()}},
+        "grid": panels["grid"].page(),
+        "specs": {name: panel.spec() for name, panel in panels.items()},
+        "charts": {"curves": panels["curves"].data()},
+        "controls": controls(count),
+        "hideable": list(HIDEABLE),
+        "defaults": {"T": experiment.TEMPERATURE, "alpha": experiment.ALPHA, "example": 0},
+        "train": {"epochs": data.epochs, "description": train or (
+            f"Distils a {_describe(data.student_spec)} student on {len(data.transfer)} labelled examples for "
+            f"{data.epochs} epochs at the chosen T and α; scores it on {len(data.validation)} validation images.")},
+    }
 
 
 def _report_errors(handler):
-    """Show an unexpected error in the explorer's status line instead of losing it in a log: the page stays usable."""
+    """Show an unexpected error on the page instead of losing it in a log: the page stays usable."""
     @functools.wraps(handler)
     def wrapper(self, *args, **kwargs):
         try:
             return handler(self, *args, **kwargs)
         except Exception as error:  # shown to the user, not swallowed
-            self.status.value = _alert(f"Could not update: {_shorten(str(error), 200)}")
+            self.view.error = f"Could not update: {_shorten(str(error), 200)}"
     return wrapper
-
-
-def _small(markup: str) -> str:
-    return f"<div style='font-size:12px; line-height:1.35'>{markup}</div>"
-
-
-def _note(text: str) -> str:
-    """A line of plain text for the status line, escaped: it may repeat a link's or an error's text."""
-    return f"<div style='color:#a60; font-size:12px; line-height:1.35'>{html.escape(text, quote=False)}</div>"
-
-
-def _alert(text: str) -> str:
-    """A line of plain text in red for the status line, escaped as _note."""
-    return f"<b style='color:#b00'>{html.escape(text, quote=False)}</b>"
 
 
 class Explorer:
     """Sliders for T, alpha and the example; panels that follow them; a "Train now" button.
 
-    Display it (last expression of a cell, or `display(explorer)`). Setting a slider's `.value`
-    in Python updates the panels synchronously, which is how the tests drive it.
+    Display it (last expression of a cell, or `display(explorer)`). The page computes and draws every move
+    itself; `explorer.view.T = 8` (or `alpha`, `example`) moves it from Python, clamped as the page clamps.
     """
 
     def __init__(self, data: ExplorerData, *, T: float = experiment.TEMPERATURE,
                  alpha: float = experiment.ALPHA, example: int = 0, hide=(), notes=()):
-        self.data, self.hide = data, tuple(hide)
-        self._link_notes = "".join(_note(text) for text in notes)
-        self._notice = None  # (slider, value it was clamped to, text) until that slider moves
-        self.status = widgets.HTML().add_class("kdlab-status")
-        self.link = widgets.HTML().add_class("kdlab-link")
-        self.temperature = self._slider("T", "kdlab-temperature", value=T, low=T_RANGE[0], high=T_RANGE[1],
-                                        log=True, stops=T_STOPS, precision=3)
-        self.alpha = self._slider("α", "kdlab-alpha", value=alpha, low=ALPHA_RANGE[0], high=ALPHA_RANGE[1],
-                                  stops=ALPHA_STOPS, precision=2)
-        self.example = self._slider("test image", "kdlab-example", value=example, low=0, high=len(data.test) - 1,
-                                    stops=list(range(len(data.test))), precision=0, whole=True)
-        self.train_button = widgets.Button(description="Train now", button_style="primary", icon="play",
-                                           tooltip="Distil a student at the chosen T and α").add_class("kdlab-train")
-        self.progress = widgets.IntProgress(value=0, min=0, max=data.epochs, description="epochs",
-                                            layout=widgets.Layout(width="250px"))
-        self.train_status = widgets.HTML(_small(
-            f"Distils a {_describe(data.student_spec)} student on {len(data.transfer)} labelled examples for "
-            f"{data.epochs} epochs at the chosen T and α; scores it on {len(data.validation)} validation images."
-        )).add_class("kdlab-train-status")
-
-        classes = data.test.classes
-        self.panels = {"picture": PicturePanel(), "soft": SoftTargetsPanel(classes), "loss": LossPanel(),
-                       "gradients": GradientPanel(classes), "grid": GridPanel(data.grid),
-                       "curves": CurvesPanel(data.baseline_curve, data.teacher_accuracy, data.epochs)}
-        css = {"picture": "kdlab-example-image", "soft": "kdlab-soft-targets", "loss": "kdlab-loss",
-               "gradients": "kdlab-gradients", "grid": "kdlab-grid", "curves": "kdlab-curves"}
-        charts = {name: panel.build(Chart().add_class(css[name])) for name, panel in self.panels.items()}
-        self.panels["curves"].show()
+        self.data, self.panels = data, explorer_panels(data)
         self.last_training = None  # T, alpha, curve, seconds and interrupted of the latest "Train now"
-        self._last_good = {slider: slider.value for slider in (self.temperature, self.alpha, self.example)}
-
-        for slider in (self.temperature, self.alpha):
-            slider.observe(self._on_parameter, names="value")
-        self.example.observe(self._on_example, names="value")
-        self.train_button.on_click(self._on_train)
-        self._on_example()
-
-        controls = widgets.VBox([self.temperature, self.alpha, self.example, charts["picture"], self.status,
-                                 self.link], layout=widgets.Layout(width="260px"))
-        train = widgets.VBox([self.train_button, self.progress, self.train_status, charts["curves"]],
-                             layout=widgets.Layout(width="260px"))
-        self.parts = {"picture": charts["picture"], "soft": charts["soft"], "loss": charts["loss"],
-                      "gradients": charts["gradients"], "grid": charts["grid"], "train": train}
-        for name in self.hide:
-            self.parts[name].layout.display = "none"
-        wrap = widgets.Layout(flex_flow="row wrap", align_items="flex-start")
-        self.widget = widgets.HBox([
-            widgets.VBox([controls, train]),
-            widgets.VBox([charts["soft"], charts["gradients"]]),
-            widgets.VBox([charts["loss"], charts["grid"]]),
-        ], layout=wrap).add_class("kdlab-explorer")
+        self.view = ExplorerView(payload=page_payload(data), T=T, alpha=alpha, example=example, hide=list(hide),
+                                 notes=list(notes), link="anchor" if "SCRIPT_NAME" in os.environ else "text")
+        self.view.on_msg(self._on_message)
 
     @classmethod
     def from_query(cls, data: ExplorerData, query: str | None = None, **defaults) -> Explorer:
@@ -206,115 +171,62 @@ class Explorer:
         settings, notes = parse_view(query, len(data.test))
         return cls(data, **{**defaults, **settings}, notes=notes)
 
-    def _slider(self, description: str, css_class: str, **options) -> Slider:
-        slider = Slider(description=description, **options).add_class(css_class)
-        slider.on_clamp(functools.partial(self._on_clamp, slider))
-        slider.on_refuse(functools.partial(self._on_refuse, slider))
-        return slider
-
     def _repr_mimebundle_(self, **kwargs):
-        """The live widget, with a picture of the panels and a line of text for pages read without a kernel."""
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["image/png"] = base64.b64encode(self.static_png()).decode()
-        bundle["text/plain"] = ("The distillation explorer: run this notebook (or open it with Voilà) to move its "
-                                "sliders; the picture shows it at its current settings.")
-        return bundle
+        """The live page, with a picture of the panels and a line of text for pages read without a kernel."""
+        bundle, metadata = self.view._repr_mimebundle_(**kwargs)
+        view = self.view
+        picture, picture_metadata = figure_bundle(self.static_png(), alt=(
+            f"The distillation explorer at T = {view.T:g}, alpha = {view.alpha:g}, test image {int(view.example)}: "
+            "the image; the teacher's and the student's soft targets; the loss split into its teacher and label "
+            "terms; Train now's learning curves; the per-logit gradients with and without T squared; and the grid "
+            "of trained students' validation accuracy over T and alpha. Run this notebook, or open it with Voila, "
+            "to move its sliders."))
+        return {**bundle, **picture}, {**metadata, **picture_metadata}
 
     def static_png(self) -> bytes:
-        """The panels as they are now, drawn by matplotlib from the same chart descriptions."""
+        """The panels at the page's settings, drawn by matplotlib from the same chart descriptions."""
+        view, panels = self.view, self.panels
+        shown = chart_data(self.data, panels, view.T, view.alpha, int(view.example))
+        shown["curves"] = panels["curves"].data(view.training.get("curve"), view.training.get("label", "Train now"))
         names = ("picture", "soft", "loss", "curves", "gradients", "grid")
-        figure = static_figure([(self.panels[name].chart.spec, self.panels[name].chart.data) for name in names])
+        figure = static_figure([(panels[name].spec(), shown[name]) for name in names])
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         return buffer.getvalue()
 
-    # -- observers
-    @_report_errors
-    def _on_example(self, change=None) -> None:
-        if self._refuse_nan(self.example, "the test image"):
-            return
-        data, example = self.data, int(self.example.value)
-        label = int(data.test.labels[example])
-        self.panels["gradients"].limit = gradient_limit(data.teacher_logits[example], data.student_logits[example],
-                                                        label)
-        classes = data.test.classes
-        teacher_guess, student_guess = (int(logits[example].argmax())
-                                        for logits in (data.teacher_logits, data.student_logits))
-        self.panels["picture"].show(example_picture(data.test.inputs[example]),
-                                    f"#{example}: a {classes[label]}\nteacher says {classes[teacher_guess]}, "
-                                    f"student {classes[student_guess]}")
-        self.update()
+    def _on_message(self, widget, content, buffers) -> None:
+        if content.get("train"):
+            self.train()
 
     @_report_errors
-    def _on_parameter(self, change) -> None:
-        name = "T" if change["owner"] is self.temperature else "α"
-        if not self._refuse_nan(change["owner"], name):
-            self.update()
-
-    def _refuse_nan(self, slider: Slider, name: str) -> bool:
-        """NaN set from Python: put the last good value back and say so."""
-        if math.isfinite(slider.value):
-            self._last_good[slider] = slider.value
-            return False
-        slider.value = self._last_good[slider]
-        self.status.value = _alert(f"{name} must be a number; kept {slider.value:.3g}.")
-        return True
-
-    def _on_clamp(self, slider: Slider, asked: float, given: float) -> None:
-        self._notify(slider, given, f"{slider.description} = {asked:g} is outside {slider.low:g} to "
-                                    f"{slider.high:g}: clamped to {given:g}.")
-
-    def _on_refuse(self, slider: Slider, text: str) -> None:
-        """Text typed into a readout that is no number: the page kept the value; say why."""
-        self._notify(slider, slider.value, f"{slider.description}: {_quoted(text)} {_why_refused(text)}; "
-                                           f"kept {slider.value:g}.")
-
-    def _notify(self, slider: Slider, value: float, text: str) -> None:
-        """Show `text` in the status line until `slider` leaves `value`."""
-        self._notice = (slider, value, text)
-        self.status.value = _note(text)
-
-    def update(self) -> None:
-        """Show every panel for the sliders' values, and the link to this view."""
-        T, alpha, example = self.temperature.value, self.alpha.value, int(self.example.value)
-        panels = all_panels(self.data, T, alpha, example)
-        self.panels["soft"].show(panels["soft_targets"], T, int(self.data.test.labels[example]))
-        self.panels["loss"].show(panels["loss"], T, alpha)
-        self.panels["gradients"].show(panels["gradients"], T, alpha)
-        self.panels["grid"].show(panels["grid"])
-        query = view_query(T, alpha, example, self.hide)
-        self.link.value = _small(f"Link to this view: <a href='?{query}' target='_blank'>?{query}</a>"
-                                 if "SCRIPT_NAME" in os.environ else  # Voilà's page; elsewhere, say where it goes
-                                 f"Link to this view, after the Voilà page's address: <code>?{query}</code>")
-        if self._notice and self._notice[0].value != self._notice[1]:
-            self._notice = None
-        self.status.value = self._link_notes + (_note(self._notice[2]) if self._notice else "") or "&nbsp;"
-
-    @_report_errors
-    def _on_train(self, button=None) -> None:
-        data, T, alpha = self.data, self.temperature.value, self.alpha.value
-        self.train_button.disabled = True
-        self.progress.value = 0
-        self.train_status.value = _small(f"Distilling at T = {T:.3g}, α = {alpha:.2f} ...")
+    def train(self) -> None:
+        """"Train now": distil a student at the page's T and alpha, telling the page each epoch and the result."""
+        data, view = self.data, self.view
+        T, alpha = view.T, view.alpha
+        started = {"running": True, "done": 0, "epochs": data.epochs, "warning": "",
+                   "text": f"Distilling at T = {T:.3g}, α = {alpha:.2f} ..."}
+        view.error, view.training = "", started
         start, interrupted = time.perf_counter(), False
         try:
             def on_epoch(done):
-                self.progress.value = done
+                view.training = {**started, "done": done}
             _, curve = train_with_curve(data.student_spec, data.transfer, data.validation, teacher=data.teacher, T=T,
                                         alpha=alpha, epochs=data.epochs, seed=data.seed, device=data.device,
                                         on_epoch=on_epoch)
         except TrainingInterrupted as error:  # Ctrl-C: show how far it got
             curve, interrupted = error.partial or [], True
-        finally:
-            self.train_button.disabled = False
+        except Exception:
+            view.training = {**started, "running": False, "text": "Training failed."}
+            raise
         seconds = time.perf_counter() - start
-        self.panels["curves"].show(curve, f"distilled, T = {T:.3g}, α = {alpha:.2f}")
         baseline = f"{data.baseline_curve[-1]:.3f}" if data.baseline_curve else "not measured"
-        accuracy = f"validation accuracy <b>{curve[-1]:.3f}</b>" if curve else "no epoch finished"
-        cut_short = (f"<b style='color:#a60'>Interrupted after {len(curve)} of {data.epochs} epochs</b>: "
-                     if interrupted else "")
-        self.train_status.value = _small(f"{cut_short}Distilled at T = {T:.3g}, α = {alpha:.2f} in {seconds:.1f} s: "
-                                         f"{accuracy} (baseline {baseline}; one student each).")
+        accuracy = f"validation accuracy {curve[-1]:.3f}" if curve else "no epoch finished"
+        view.training = {
+            "running": False, "done": len(curve), "epochs": data.epochs,
+            "warning": f"Interrupted after {len(curve)} of {data.epochs} epochs: " if interrupted else "",
+            "text": f"Distilled at T = {T:.3g}, α = {alpha:.2f} in {seconds:.1f} s: {accuracy} (baseline {baseline}; "
+                    "one student each).",
+            "curve": [round(value, 4) for value in curve], "label": f"distilled, T = {T:.3g}, α = {alpha:.2f}"}
         self.last_training = {"T": T, "alpha": alpha, "curve": curve, "seconds": seconds, "interrupted": interrupted}
 
 

@@ -1,4 +1,6 @@
-"""The explorer as users see it: served by Voila, driven in headless Chromium through Playwright.
+"""The explorer as users see it, driven in headless Chromium through Playwright: served by Voila, and as the single
+HTML file `python -m kdlab explorer-html` writes, opened from file://. Both pages carry the same controls and panels,
+so each test below runs on both (`open_explorer`'s two parameters); "Train now" differs, and is tested on each.
 
 Every page is opened as in a classroom without internet: a request to any other machine is refused and recorded.
 Needs Debian's Chromium (`apt-get install -y chromium`); without it the test is skipped and says so.
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kdlab.experiment import TEMPERATURE
+from kdlab.explorer_html import TRAIN_ELSEWHERE
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
@@ -80,16 +83,32 @@ def dialogs():
     return []
 
 
-@pytest.fixture
-def open_explorer(explorer_url, tmp_path, outside_requests, dialogs):
-    """open_explorer(query, viewport) -> a Playwright page showing the explorer, once it has drawn."""
+@pytest.fixture(scope="module")
+def explorer_file(tmp_path_factory, explorer_in_a_browser):
+    """The single-file explorer, written from the same cached teacher, grid and baseline as Voila's page."""
+    from kdlab.explorer_data import load_explorer_data
+    from kdlab.explorer_html import explorer_html
+
+    path = tmp_path_factory.mktemp("html") / "explorer.html"
+    path.write_text(explorer_html(load_explorer_data("digits", REPO / "data", progress=False)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(params=["voila", "file"])
+def open_explorer(request, tmp_path, outside_requests, dialogs):
+    """open_explorer(query, viewport) -> a Playwright page showing the explorer, once it has drawn: served by Voila,
+    or the single file opened from file:// (`open_explorer.host` says which)."""
     from playwright.sync_api import expect, sync_playwright
 
-    url, log = explorer_url
+    if request.param == "voila":
+        url, log = request.getfixturevalue("explorer_url")
+    else:
+        url, log = request.getfixturevalue("explorer_file").as_uri(), None
 
     def keep_on_this_machine(route):
         address = route.request.url
-        if urllib.parse.urlsplit(address).hostname in THIS_MACHINE or address.startswith(("data:", "blob:")):
+        if (urllib.parse.urlsplit(address).hostname in THIS_MACHINE if request.param == "voila"
+                else address.startswith("file:")) or address.startswith(("data:", "blob:")):
             route.continue_()
         else:
             outside_requests.append(address)
@@ -112,8 +131,9 @@ def open_explorer(explorer_url, tmp_path, outside_requests, dialogs):
                 expect(page.locator(".kdlab-readout")).to_contain_text(f"T = {expected_T}:", timeout=60_000)
             except Exception:
                 page.screenshot(path=tmp_path / "explorer-not-ready.png", full_page=True)
-                raise AssertionError(f"the explorer did not render; voila log:\n{log.read_text()[-3000:]}")
+                raise AssertionError(f"the explorer did not render; voila log:\n{log and log.read_text()[-3000:]}")
             return page
+        open_page.host = request.param
         try:
             yield open_page
         finally:
@@ -147,6 +167,10 @@ def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open
     expect(page.locator(".kdlab-status")).to_contain_text("clamped", timeout=60_000)
     expect(readout).to_have_text(re.compile(r"^0\.50*$"))
 
+    if open_explorer.host == "file":  # no kernel: Train now is shown as unavailable, saying where to find it
+        expect(page.locator(".kdlab-train")).to_be_disabled()
+        expect(page.locator(".kdlab-train-status")).to_have_text(TRAIN_ELSEWHERE)
+        return
     # Train now distills a student at the chosen T and reports its accuracy on the page.
     page.locator(".kdlab-train").click()
     expect(page.locator(".kdlab-train-status")).to_contain_text("Distilled at T = 0.5", timeout=120_000)
@@ -234,6 +258,59 @@ def test_the_explorer_fits_a_1280x720_projector(open_explorer):
         part = page.locator(f".{css}").first.bounding_box()
         assert part["x"] >= 0 and part["y"] >= 0, css
         assert part["x"] + part["width"] <= 1280 and part["y"] + part["height"] <= 720, (css, part)
+
+
+CONTROLS_AND_PANELS = ("kdlab-temperature", "kdlab-alpha", "kdlab-example", "kdlab-example-image", "kdlab-soft-targets",
+                       "kdlab-loss", "kdlab-gradients", "kdlab-grid", "kdlab-train", "kdlab-curves")
+
+
+@pytest.mark.parametrize("viewport", [(1440, 900), (390, 844)])
+def test_the_single_file_opens_offline_and_a_key_press_redraws_and_relinks(explorer_file, viewport):
+    """From file:// with every other request refused: nothing fails, nothing is logged as an error, a press of
+    the T slider's arrow key redraws the soft targets and rewrites the link and the address, a drag of α moves
+    the link too, and the page fits a laptop's screen and a phone's without scrolling sideways."""
+    from playwright.sync_api import expect, sync_playwright
+
+    assert explorer_file.stat().st_size <= 2_000_000
+    problems = []
+
+    def only_the_file(route):
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            problems.append(f"asked for {route.request.url}")
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.route("**/*", only_the_file)
+            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+            page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+            page.goto(explorer_file.as_uri() + "?T=4&alpha=0.9&example=3")
+            caption, link = page.locator(".kdlab-readout"), page.locator(".kdlab-link")
+            expect(caption).to_contain_text("T = 4:")
+            soft = page.locator(".kdlab-soft-targets canvas")
+            before = soft.screenshot()
+
+            page.locator(".kdlab-temperature input[type=range]").press("ArrowRight")
+            expect(caption).to_contain_text("T = 5:")
+            assert soft.screenshot() != before, "the soft-target panel did not change after a key press on T"
+            expect(link).to_contain_text("?T=5&alpha=0.90&example=3")
+            page.wait_for_function("location.search === '?T=5&alpha=0.90&example=3'", timeout=5_000)
+            page.locator(".kdlab-alpha input[type=range]").fill("0.25")  # a drag's input event: drawn next frame
+            expect(link).to_contain_text("?T=5&alpha=0.25&example=3")
+            expect(page.locator(".kdlab-alpha .widget-readout")).to_have_text("0.25")
+
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0], "it scrolls sideways"
+            for css in CONTROLS_AND_PANELS:
+                box = page.locator(f".{css}").first.bounding_box()
+                assert box and box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= viewport[0], (css, box)
+        finally:
+            browser.close()
+    assert problems == []
 
 
 def _settled_screenshot(element, timeout: float = 60) -> bytes:

@@ -1,13 +1,11 @@
-"""The explorer without a browser: pure panel functions, panel objects, and the widgets driven by
-setting .value in Python, read back through what they send to the browser (chart data, HTML)."""
+"""The explorer without a browser: pure panel functions, panel objects, and the page's widget driven from Python,
+read back through what it sends to the browser (the data, once; the settings, notices and Train now's reports).
+What the page computes from that data is tested against these functions in tests/test_explorer_javascript.py."""
 
 import base64
 import dataclasses
-import html
 import json
 import math
-import shutil
-import subprocess
 import urllib.parse
 
 import numpy as np
@@ -16,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from traitlets import TraitError
 
-from kdlab import canvas, checkpoints, explorer_data, panels, widgets
-from kdlab.canvas import parse_number
+from kdlab import checkpoints, explorer_data, panels, widgets
 from kdlab.experiment import TEMPERATURE, VALIDATION_SEED
 from kdlab.explorer_data import ExplorerData, load_or_train_baseline, train_with_curve
 from kdlab.interrupt import TrainingInterrupted
@@ -37,7 +34,7 @@ from kdlab.panels import (
 )
 from kdlab.sweep import Grid
 from kdlab.train import evaluate
-from kdlab.widgets import T_STOPS, Explorer, parse_view, view_query
+from kdlab.widgets import T_STOPS, Explorer, page_payload, parse_view
 
 EPOCHS = 3
 TEACHER_LOGITS = torch.tensor([6.0, 1.0, -2.0, 0.5, 3.0])
@@ -190,32 +187,29 @@ def test_the_grid_panel_puts_T_1_on_top_and_hatches_cells_within_noise(grid):
 
 # ----------------------------------------------------------------------------- the widget layer
 
-def _chart(explorer, name):
-    return explorer.panels[name].chart.data
+def test_the_page_is_sent_once_what_every_move_is_computed_from(explorer, data):
+    payload, count = explorer.view.payload, len(data.test)
+    examples = payload["examples"]
+    np.testing.assert_array_equal(examples["teacher_logits"], data.teacher_logits.numpy())  # float32, exactly
+    np.testing.assert_array_equal(examples["student_logits"], data.student_logits.numpy())
+    assert examples["labels"] == data.test.labels.tolist()
+    for example in (0, 7, count - 1):
+        label = int(data.test.labels[example])
+        assert examples["gradient_limits"][example] == pytest.approx(
+            gradient_limit(data.teacher_logits[example], data.student_logits[example], label), rel=1e-12)
+    pictures = np.frombuffer(base64.b64decode(examples["pictures"]["base64"]), np.uint8)
+    pictures = pictures.reshape(count, *examples["pictures"]["shape"]) / 255
+    np.testing.assert_allclose(pictures[3], example_picture(data.test.inputs[3]), atol=0.5 / 255)
+    assert payload["grid"]["intervals"][4][2] == pytest.approx(data.grid.interval(4, 2))
+    assert payload["specs"]["grid"] == GridPanel(data.grid).spec()
+    assert payload["controls"]["example"]["high"] == count - 1 and payload["controls"]["T"]["stops"] == T_STOPS
+    assert "Distils a 1x16 student on 40 labelled examples" in payload["train"]["description"]
 
 
-def test_moving_the_sliders_updates_every_panel(explorer, data):
-    explorer.temperature.value = 8.0
-    explorer.alpha.value = 0.3
-    explorer.example.value = 3
-    expected = all_panels(data, 8.0, 0.3, 3)
-    soft = _chart(explorer, "soft")
-    targets = expected["soft_targets"]
-    np.testing.assert_allclose(soft["values"], [targets["teacher"], targets["student"]], atol=1e-4)
-    assert soft["title"] == "(a) Soft targets at T = 8" and soft["caption"].startswith("T = 8:")
-    loss = expected["loss"]
-    np.testing.assert_allclose(_chart(explorer, "loss")["values"][0], [loss["soft"], loss["hard"], loss["total"]],
-                               atol=1e-6)
-    gradients = _chart(explorer, "gradients")
-    np.testing.assert_allclose(gradients["values"], [expected["gradients"][key] for key in
-                                                     ("soft", "soft_without_T2", "hard")], atol=1e-5)
-    label = int(data.test.labels[3])
-    limit = gradient_limit(data.teacher_logits[3], data.student_logits[3], label)
-    assert gradients["ylim"] == pytest.approx([-limit, limit])
-    assert _chart(explorer, "grid")["highlight"] == [3, 1]  # T 8 -> row 3; alpha 0.3 -> column 1 of (0, .5, 1)
-    np.testing.assert_allclose(_chart(explorer, "picture")["pixels"], example_picture(data.test.inputs[3]), atol=1e-3)
-    assert "T=8&alpha=0.30&example=3" in explorer.link.value
-    assert "Could not update" not in explorer.status.value
+def test_the_page_payload_can_show_the_first_few_test_images_only(data):
+    payload = page_payload(data, 5)
+    assert len(payload["examples"]["labels"]) == len(payload["examples"]["gradient_limits"]) == 5
+    assert payload["controls"]["example"]["stops"] == [0, 1, 2, 3, 4]
 
 
 def test_the_T_keyboard_stops_are_20_even_log_steps_through_the_grid_rows():
@@ -226,69 +220,65 @@ def test_the_T_keyboard_stops_are_20_even_log_steps_through_the_grid_rows():
 
 
 @pytest.mark.parametrize("control, value, shown, message", [
-    ("temperature", -3.0, T_RANGE[0], "T = -3 is outside 0.5 to 50: clamped to 0.5"),
-    ("temperature", 1e6, T_RANGE[1], "clamped to 50"),
+    ("T", -3.0, T_RANGE[0], "T = -3 is outside 0.5 to 50: clamped to 0.5"),
+    ("T", 1e6, T_RANGE[1], "clamped to 50"),
     ("alpha", 1.7, 1.0, "α = 1.7 is outside 0 to 1: clamped to 1"),
     ("alpha", -0.2, 0.0, "clamped to 0"),
+    ("example", 999.5, 29, "test image = 999.5 is outside 0 to 29: clamped to 29"),
 ])
-def test_out_of_range_values_are_clamped_with_a_visible_message(explorer, control, value, shown, message):
-    slider = getattr(explorer, control)
-    slider.value = value
-    assert slider.value == pytest.approx(shown)
-    assert message in explorer.status.value
-    explorer.example.value = 2  # another move keeps the note while the value stays clamped
-    assert message in explorer.status.value
+def test_out_of_range_values_set_in_python_are_clamped_with_a_notice(explorer, control, value, shown, message):
+    view = explorer.view
+    setattr(view, control, value)
+    assert getattr(view, control) == pytest.approx(shown)
+    assert message in view.notice["text"] and view.notice["control"] == control
+    other = "example" if control != "example" else "alpha"
+    setattr(view, other, 2 if other == "example" else 0.4)  # another control's move keeps the notice
+    assert message in view.notice["text"]
+    setattr(view, control, T_STOPS[3] if control == "T" else 0.5 if control == "alpha" else 3)  # its own clears it
+    assert view.notice == {}
 
 
-@pytest.mark.parametrize("control, value", [("alpha", 0.0), ("alpha", 1.0), ("temperature", 0.5),
-                                            ("temperature", 50.0)])
-def test_the_valid_ends_of_a_range_raise_no_warning(explorer, control, value):
-    getattr(explorer, control).value = value
-    assert explorer.status.value == "&nbsp;"
+@pytest.mark.parametrize("control, value", [("alpha", 0.0), ("alpha", 1.0), ("T", 0.5), ("T", 50.0)])
+def test_the_valid_ends_of_a_range_raise_no_notice(explorer, control, value):
+    setattr(explorer.view, control, value)
+    assert explorer.view.notice == {}
 
 
 def test_nan_is_refused_and_the_last_good_value_kept(explorer):
-    explorer.alpha.value = 0.3
-    explorer.alpha.value = float("nan")
-    assert explorer.alpha.value == 0.3
-    assert "must be a number" in explorer.status.value
-    explorer.alpha.value = 0.6  # and the explorer carries on
-    assert "&nbsp;" == explorer.status.value
+    explorer.view.alpha = 0.3
+    explorer.view.alpha = float("nan")
+    assert explorer.view.alpha == 0.3
+    assert explorer.view.notice["text"] == "α must be a number; kept 0.3."
+    explorer.view.alpha = 0.6  # and the explorer carries on
+    assert explorer.view.notice == {}
 
 
 def test_text_is_refused_and_the_explorer_carries_on(explorer):
-    before = explorer.temperature.value
+    before = explorer.view.T
     with pytest.raises(TraitError):
-        explorer.temperature.value = "hot"
-    assert explorer.temperature.value == before
-    explorer.temperature.value = 2.0
-    assert _chart(explorer, "soft")["caption"].startswith("T = 2:")
-
-
-def test_an_error_in_an_update_is_shown_not_raised(explorer, monkeypatch):
-    def broken(*args):
-        raise RuntimeError("panel exploded")
-    monkeypatch.setattr(widgets, "all_panels", broken)
-    explorer.temperature.value = 3.0
-    assert "Could not update: panel exploded" in explorer.status.value
+        explorer.view.T = "hot"
+    assert explorer.view.T == before
+    explorer.view.T = 2.0
+    assert explorer.view.T == 2.0
 
 
 def test_a_link_opens_the_explorer_with_its_settings_and_hidden_panels(data):
     explorer = Explorer.from_query(data, "T=8&alpha=0.5&example=12&hide=grid,train")
-    assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (8.0, 0.5, 12)
-    assert explorer.parts["grid"].layout.display == "none" and explorer.parts["train"].layout.display == "none"
-    assert explorer.parts["soft"].layout.display is None
-    assert "?T=8&alpha=0.50&example=12&hide=grid,train" in explorer.link.value
-    assert explorer.status.value == "&nbsp;"
+    view = explorer.view
+    assert (view.T, view.alpha, view.example) == (8.0, 0.5, 12)
+    assert view.hide == ["grid", "train"] and view.notes == [] and view.notice == {}
 
 
 def test_bad_values_in_a_link_are_clamped_or_ignored_and_the_page_says_so(data):
     explorer = Explorer.from_query(data, "T=hot&alpha=3&example=-2&hide=grid,nothing&colour=red")
-    assert (explorer.temperature.value, explorer.alpha.value, explorer.example.value) == (TEMPERATURE, 1.0, 0)
-    for note in ("T='hot' in the link is not a number (write it as 8, 0.5 or 1e-3): ignored",
-                 "alpha=3 in the link is outside 0 to 1", "hide='nothing'", "'colour' in the link"):
-        assert note in explorer.status.value
-    assert explorer.parts["grid"].layout.display == "none"
+    view = explorer.view
+    assert (view.T, view.alpha, view.example) == (TEMPERATURE, 1.0, 0)
+    assert view.notes == ["T='hot' in the link is not a number (write it as 8, 0.5 or 1e-3): ignored",
+                          "alpha=3 in the link is outside 0 to 1: 1 is shown",
+                          "example=-2 in the link is outside 0 to 29: 0 is shown",
+                          "hide='nothing' in the link names no panel (known: picture, soft, loss, gradients, grid, "
+                          "train): ignored", "'colour' in the link: not a setting of the explorer, ignored"]
+    assert view.hide == ["grid"]
 
 
 SCRIPT = "<img src=x onerror=alert(1)>"
@@ -296,28 +286,19 @@ SCRIPT = "<img src=x onerror=alert(1)>"
 
 @pytest.mark.parametrize("query", [f"example={SCRIPT}", f"T={SCRIPT}", f"hide={SCRIPT}",
                                    urllib.parse.urlencode({SCRIPT: 1}), f"alpha=3&example=1{SCRIPT}"])
-def test_text_from_a_link_reaches_the_page_as_text_never_as_markup(data, query):
-    explorer = Explorer.from_query(data, query)
-    assert "<img" not in explorer.status.value
-    assert html.escape(SCRIPT) in explorer.status.value or html.escape("1" + SCRIPT) in explorer.status.value
+def test_text_from_a_link_reaches_the_page_as_plain_text(data, query):
+    """Notes are text: the page writes them with textContent (tests/test_explorer_browser.py checks it there)."""
+    notes = Explorer.from_query(data, query).view.notes
+    assert any(SCRIPT in note for note in notes) and not any("&lt;" in note for note in notes)
 
 
 def test_a_long_link_is_echoed_shortened_and_in_a_few_lines(data):
     long_key, long_value = "k" * 60_000, "9" * 60_000
     many_keys = "&".join(f"key{index}=1" for index in range(1000))
-    explorer = Explorer.from_query(data, f"{long_key}=1&T={long_value}&hide={long_key}&{many_keys}")
-    assert len(explorer.status.value) < 3000
-    assert "k" * 39 + "…" in explorer.status.value and "k" * 41 not in explorer.status.value
-    assert "'key0', 'key1'" in explorer.status.value and "and 996 more" in explorer.status.value
-
-
-def test_an_error_shown_on_the_page_is_escaped_and_shortened(explorer, monkeypatch):
-    def broken(*args):
-        raise RuntimeError(SCRIPT + "x" * 5000)
-    monkeypatch.setattr(widgets, "all_panels", broken)
-    explorer.temperature.value = 3.0
-    assert "Could not update: " + html.escape(SCRIPT) in explorer.status.value
-    assert "<img" not in explorer.status.value and len(explorer.status.value) < 500
+    notes = "\n".join(Explorer.from_query(data, f"{long_key}=1&T={long_value}&hide={long_key}&{many_keys}").view.notes)
+    assert len(notes) < 3000
+    assert "k" * 39 + "…" in notes and "k" * 41 not in notes
+    assert "'key0', 'key1'" in notes and "and 996 more" in notes
 
 
 @pytest.mark.parametrize("query, shown, note", [
@@ -328,9 +309,8 @@ def test_an_error_shown_on_the_page_is_escaped_and_shortened(explorer, monkeypat
 ])
 def test_a_fractional_example_in_a_link_is_said_to_be_rounded_half_up(data, query, shown, note):
     explorer = Explorer.from_query(data, query)
-    assert explorer.example.value == shown
-    assert note in explorer.status.value
-    assert f"#{shown}:" in _chart(explorer, "picture")["title"]
+    assert explorer.view.example == shown
+    assert note in explorer.view.notes
 
 
 @pytest.mark.parametrize("text", ["1_0", "１０", "0x10", "nan", "NaN", "inf", "Infinity", "1e309", "--1", "1e", "",
@@ -349,79 +329,48 @@ def test_a_link_takes_every_plain_decimal_number(text, value):
 
 def test_a_fractional_example_set_in_python_is_rounded_half_up_as_the_page_rounds_it(explorer):
     for value, whole in ((3.7, 4), (2.5, 3), (3.5, 4), (3.2, 3)):
-        explorer.example.value = value
-        assert explorer.example.value == whole
-        assert _chart(explorer, "picture")["title"].startswith(f"#{whole}:")
-
-
-@pytest.mark.parametrize("text, reason", [("garbage", "is not a number"), ("NaN", "is not a number"),
-                                          ("Infinity", "is not a number"), ("0x10", "is not a number"),
-                                          ("1e309", "is too large"), (SCRIPT, "is not a number")])
-def test_a_refused_readout_text_is_explained_in_the_status_line(explorer, text, reason):
-    explorer.temperature.value = 2.0
-    explorer.temperature._on_browser_message(explorer.temperature, {"refused": text}, [])
-    assert f"T: {html.escape(repr(text), quote=False)} {reason}" in explorer.status.value
-    assert "kept 2" in explorer.status.value and "<img" not in explorer.status.value
-    explorer.alpha.value = 0.4  # another slider's move keeps the note; a move of T clears it
-    assert reason in explorer.status.value
-    explorer.temperature.value = 3.0
-    assert explorer.status.value == "&nbsp;"
-
-
-PARSER_INPUTS = ["8", "0.5", ".5", "5.", "-3", "+2", "1e3", "1E-3", "1e309", "-1e309", "1e-400", " 8 ", "\t8",
-                 "\u00a08\u00a0", "", " ", "1_0", "１０", "٣", "0x10", "0b1", "0o7", "NaN", "nan", "Infinity",
-                 "-Infinity", "inf", "1e", "e3", ".", "+", "--1", "1.2.3", "1,5", "8\n", "\n8", "1 0", "0.1e+2",
-                 "00012", "1" * 400, "<img src=x onerror=alert(1)>"]
-
-
-def test_the_page_and_the_kernel_read_numbers_by_one_grammar():
-    """The readout's JavaScript parser (run in Node) and the link's Python parser agree on every input."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("no Node.js to run the readout's parser (apt-get install -y nodejs)")
-    script = (f"{canvas.PARSE_NUMBER_JS}\nconst inputs = JSON.parse(process.argv[1]);\n"
-              f"console.log(JSON.stringify(inputs.map((text) => parseNumber(text))));")
-    result = subprocess.run([node, "-e", script, json.dumps(PARSER_INPUTS)], capture_output=True, text=True,
-                            check=True)
-    in_the_page = json.loads(result.stdout)
-    in_the_kernel = [parse_number(text) for text in PARSER_INPUTS]
-    assert in_the_page == in_the_kernel
-    assert in_the_kernel[:4] == [8.0, 0.5, 0.5, 5.0] and in_the_kernel.count(None) > 20  # not all refused
-
-
-def test_a_link_round_trips_through_view_query():
-    settings, notes = parse_view(view_query(2.5, 0.35, 7, ("loss",)), examples=30)
-    assert settings == {"T": 2.5, "alpha": 0.35, "example": 7, "hide": ("loss",)} and notes == []
+        explorer.view.example = value
+        assert explorer.view.example == whole
 
 
 def test_without_a_kernel_the_page_shows_a_picture_and_says_what_to_do(explorer):
-    bundle = explorer._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    bundle, metadata = explorer._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.view.model_id
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
-    assert "run this notebook" in bundle["text/plain"]
+    assert "Run this notebook" in bundle["text/plain"]
+    # the picture says what it shows, at the page's settings, wherever a reader looks for alt text
+    alt = metadata["image/png"]["alt"]
+    assert alt == bundle["text/plain"] and f"T = {explorer.view.T:g}, alpha = {explorer.view.alpha:g}" in alt
+    assert 'alt="The distillation explorer at T' in bundle["text/html"]
 
 
-def test_train_now_distills_a_student_and_draws_its_curve(explorer, data):
-    explorer.temperature.value, explorer.alpha.value = 2.0, 0.5
-    progress = []
-    explorer.progress.observe(lambda change: progress.append(change["new"]), names="value")
-    explorer.train_button.click()
-    assert progress == list(range(1, EPOCHS + 1))
-    assert not explorer.train_button.disabled
-    result = explorer.last_training
+def test_train_now_distills_a_student_and_reports_each_epoch_to_the_page(explorer, data):
+    explorer.view.T, explorer.view.alpha = 2.0, 0.5
+    reports = []
+    explorer.view.observe(lambda change: reports.append(change["new"]), names="training")
+    explorer._on_message(explorer.view, {"train": True}, [])  # what the page's button sends
+    assert [report["done"] for report in reports] == list(range(EPOCHS + 1)) + [EPOCHS]
+    assert all(report["running"] for report in reports[:-1]) and not reports[-1]["running"]
+    result, shown = explorer.last_training, explorer.view.training
     assert (result["T"], result["alpha"], len(result["curve"])) == (2.0, 0.5, EPOCHS)
-    lines = _chart(explorer, "curves")["lines"]
-    distilled = lines[1]
-    assert lines[2]["label"] == f"teacher {data.teacher_accuracy:.3f}"  # the teacher's validation accuracy
-    assert explorer.panels["curves"].spec()["ylabel"] == "validation accuracy"
-    np.testing.assert_allclose(distilled["y"], result["curve"], atol=1e-4)
-    assert distilled["label"] == "distilled, T = 2, α = 0.50"
-    assert "Distilled at T = 2, α = 0.50" in explorer.train_status.value
+    np.testing.assert_allclose(shown["curve"], result["curve"], atol=1e-4)
+    assert shown["label"] == "distilled, T = 2, α = 0.50" and shown["warning"] == ""
+    assert shown["text"].startswith("Distilled at T = 2, α = 0.50") and "validation accuracy" in shown["text"]
     _, curve = train_with_curve(data.student_spec, data.transfer, data.validation, teacher=data.teacher, T=2.0,
                                 alpha=0.5, epochs=EPOCHS, device="cpu")
     assert curve == result["curve"]  # the same seed gives the same student, scored on the validation images
     assert all(round(accuracy * 35, 4) == round(accuracy * 35) for accuracy in curve)  # out of 35, not the 30 test
-    assert "validation accuracy" in explorer.train_status.value
+    lines = panels.explorer_panels(data)["curves"].data(shown["curve"], shown["label"])["lines"]
+    assert lines[2]["label"] == f"teacher {data.teacher_accuracy:.3f}"  # the teacher's validation accuracy
+
+
+def test_an_error_in_train_now_is_shown_on_the_page_shortened(explorer, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError(SCRIPT + "x" * 5000)
+    monkeypatch.setattr(widgets, "train_with_curve", broken)
+    explorer.train()
+    assert explorer.view.error.startswith("Could not update: " + SCRIPT) and len(explorer.view.error) < 300
+    assert not explorer.view.training["running"]  # the button comes back
 
 
 def test_the_baseline_is_trained_once_then_loaded(small_digits, tmp_path):
@@ -471,19 +420,18 @@ def test_an_interrupted_baseline_stops_the_start_and_is_never_cached(small_digit
 
 def test_train_now_says_when_training_was_cut_short(explorer, monkeypatch, ctrl_c):
     monkeypatch.setattr(explorer_data, "build_model", _interrupt_after(ctrl_c, 1))  # before any epoch finishes
-    explorer.train_button.click()
+    explorer.train()
     assert explorer.last_training["interrupted"] and explorer.last_training["curve"] == []
-    assert "Interrupted after 0 of" in explorer.train_status.value
-    assert "no epoch finished" in explorer.train_status.value
-    assert not explorer.train_button.disabled
+    shown = explorer.view.training
+    assert shown["warning"] == f"Interrupted after 0 of {EPOCHS} epochs: " and "no epoch finished" in shown["text"]
+    assert not shown["running"]
 
 
 def test_train_now_uses_the_explorers_seed(data):
     explorer = Explorer(dataclasses.replace(data, seed=5))
-    explorer.train_button.click()
+    explorer.train()
     _, curve = train_with_curve(data.student_spec, data.transfer, data.validation, teacher=data.teacher,
-                                T=explorer.temperature.value, alpha=explorer.alpha.value, epochs=EPOCHS, seed=5,
-                                device="cpu")
+                                T=explorer.view.T, alpha=explorer.view.alpha, epochs=EPOCHS, seed=5, device="cpu")
     assert explorer.last_training["curve"] == curve
 
 
@@ -544,15 +492,14 @@ def test_load_explorer_data_sweeps_the_pool_over_transfer_sets_scored_on_validat
 
 
 def _grid_chart(grid, T, alpha):
+    """(spec, data) of the grid's chart with the cell nearest (T, alpha) outlined."""
     panel = GridPanel(grid)
-    chart = panel.build(type("Chart", (), {"spec": None, "data": None})())
-    panel.show(grid_panel(grid, T, alpha))
-    return chart
+    return panel.spec(), panel.data(grid_panel(grid, T, alpha))
 
 
 def test_the_grid_chart_has_a_colour_bar_over_its_range_and_says_what_it_shows(grid):
-    chart = _grid_chart(grid, 16.0, 1.0)
-    spec, bar = chart.spec, chart.spec["colorbar"]
+    spec, data = _grid_chart(grid, 16.0, 1.0)
+    bar = spec["colorbar"]
     assert bar["label"] == "validation accuracy"
     assert (bar["low"], bar["high"]) == (pytest.approx(grid.accuracy.min()), pytest.approx(grid.accuracy.max()))
     assert bar["ticks"] == sorted(bar["ticks"]) and len(bar["ticks"]) >= 2
@@ -562,60 +509,27 @@ def test_the_grid_chart_has_a_colour_bar_over_its_range_and_says_what_it_shows(g
         grid.accuracy.argmax(), grid.accuracy.shape)
     assert bar["colours"][0] == spec["colours"][lowest[0]][lowest[1]]  # the bar's ends are the cells' ends
     assert bar["colours"][-1] == spec["colours"][highest[0]][highest[1]]
-    assert chart.data["highlight"] == [4, 2]
+    assert data["highlight"] == [4, 2]
     low, high = grid.interval(4, 2)
-    assert chart.data["title"] == (f"(d) Validation accuracy at T = 16, α = 1: {grid.accuracy[4, 2]:.3f}\n"
-                                   f"95 % CI over 3 students: {low:.3f}–{high:.3f}")
+    assert data["title"] == (f"(d) Validation accuracy at T = 16, α = 1: {grid.accuracy[4, 2]:.3f}\n"
+                             f"95 % CI over 3 students: {low:.3f}–{high:.3f}")
     over_transfer_sets = Grid(grid.temperatures, grid.alphas, grid.accuracy, "digits", {"seeds": [0, 1, 2]},
                               runs=grid.runs)
-    assert "95 % CI over 3 transfer sets" in _grid_chart(over_transfer_sets, 1.0, 0.0).data["title"]
+    assert "95 % CI over 3 transfer sets" in _grid_chart(over_transfer_sets, 1.0, 0.0)[1]["title"]
     assert "mean of 3 transfer sets" in GridPanel(over_transfer_sets).spec()["note"]
 
 
-def test_the_page_draws_the_colour_bar_beside_the_cells(grid):
-    """The chart's JavaScript, run in Node on a canvas that records what it is asked to draw."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("no Node.js to run the chart's drawing code (apt-get install -y nodejs)")
-    chart = _grid_chart(grid, 4.0, 0.5)
-    recorder = """
-const calls = [], state = {};
-const ctx = new Proxy(state, {
-  get: (target, name) => name in target ? target[name]
-    : (...args) => calls.push({ name, args, fillStyle: target.fillStyle, font: target.font }),
-  set: (target, name, value) => { target[name] = value; return true; },
-});
-const [spec, data] = JSON.parse(process.argv[1]);
-heatmap(ctx, spec, data);
-console.log(JSON.stringify(calls));
-"""
-    script = canvas._CHART_ESM.replace("export default { render };", recorder)
-    result = subprocess.run([node, "-e", script, json.dumps([chart.spec, chart.data])], capture_output=True,
-                            text=True, check=True)
-    calls = json.loads(result.stdout)
-    bar = chart.spec["colorbar"]
-    rectangles = [call for call in calls if call["name"] == "fillRect"]  # the background, the cells, the bar
-    count = len(grid.temperatures) * len(grid.alphas)
-    cells, bands = rectangles[1:1 + count], rectangles[1 + count:]
-    assert [cell["fillStyle"] for cell in cells] == [colour for row in chart.spec["colours"] for colour in row]
-    assert [band["fillStyle"] for band in bands] == bar["colours"]  # every band, low to high
-    cells_right = max(cell["args"][0] + cell["args"][2] for cell in cells)
-    assert all(cells_right < band["args"][0] and band["args"][0] + band["args"][2] <= chart.spec["width"]
-               for band in bands)  # beside the cells, inside the canvas
-    written = [call["args"][0] for call in calls if call["name"] == "fillText"]
-    assert bar["label"] in written and all(text in written for text in bar["tick_labels"])
-
-
-def test_the_static_picture_has_a_colour_bar_beside_the_grid(explorer):
+def test_the_static_picture_has_a_colour_bar_beside_the_grid(explorer, data):
     names = ("picture", "soft", "loss", "curves", "gradients", "grid")
-    figure = panels.static_figure([(explorer.panels[name].chart.spec, explorer.panels[name].chart.data)
-                                   for name in names])
+    shown = panels.chart_data(data, explorer.panels, explorer.view.T, explorer.view.alpha, 0)
+    shown["curves"] = explorer.panels["curves"].data()
+    figure = panels.static_figure([(explorer.panels[name].spec(), shown[name]) for name in names])
     bars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
     assert len(bars) == 1 and bars[0].axison  # drawn, not switched off with the unused subplots
-    spec = explorer.panels["grid"].chart.spec["colorbar"]
+    spec = explorer.panels["grid"].spec()["colorbar"]
     assert bars[0].get_ylabel() == "validation accuracy"
     assert [label.get_text() for label in bars[0].get_yticklabels()] == spec["tick_labels"]
     assert bars[0].get_ylim() == pytest.approx((spec["low"], spec["high"]))
     heatmap = figure.axes[names.index("grid")]
-    assert heatmap.get_title() == explorer.panels["grid"].chart.data["title"]
+    assert heatmap.get_title() == shown["grid"]["title"]
     assert [patch for patch in heatmap.patches if patch.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]  # the outline
