@@ -95,7 +95,10 @@ def stop_signals():
 
 def check_outputs(arguments) -> None:
     """Refuse, before any work, outputs that could only fail after it or destroy what is not theirs:
-    an empty --data-root, or one that is a file or unwritable, and a --json that _check_json_target refuses."""
+    an empty --data-root, or one that is a file or unwritable, and a --json that _check_json_target refuses.
+    Commands that read no data (website, student-notebooks) have no --data-root to check."""
+    if not hasattr(arguments, "data_root"):
+        return
     if not arguments.data_root.strip():
         raise ValueError("--data-root needs a folder name, got an empty one (. is the current folder)")
     data_root = Path(arguments.data_root)
@@ -308,6 +311,39 @@ def run_download(arguments, device) -> int:
     return 0
 
 
+def run_explorer_html(arguments, device) -> int:
+    from kdlab import explorer_html  # the widget stack is loaded for this command only
+
+    return explorer_html.run(arguments, device)
+
+
+def run_website(arguments, device) -> int:
+    from kdlab import website  # nbconvert is loaded for this command only
+
+    written = website.build(arguments.out_dir, arguments.notebooks)
+    print(f"wrote the course's {len(written)} files into {arguments.out_dir}; open {written[0]}")
+    return 0
+
+
+def run_student_notebooks(arguments, device) -> int:
+    from kdlab import student_notebooks  # nbconvert is loaded for this command only
+
+    written = student_notebooks.write_student_notebooks(arguments.out_dir,
+                                                        arguments.notebooks or student_notebooks.NOTEBOOKS)
+    print(f"wrote the learner's copies of {len(written)} notebooks into {arguments.out_dir}: reference solutions "
+          "removed, exercise outputs cleared")
+    return 0
+
+
+def run_slides(arguments, device) -> int:
+    from kdlab import slides  # nbconvert is loaded for this command only
+
+    decks = slides.write_decks(arguments.out_dir, arguments.notebooks or slides.NOTEBOOKS)
+    print(f"wrote {len(decks)} slide deck{'s' * (len(decks) > 1)} into {arguments.out_dir}; open {decks[0]} in a "
+          "browser (S: speaker notes)")
+    return 0
+
+
 def results_table(results: dict) -> str:
     lines = [f"{'seed':>6} {'baseline':>9} {'distilled':>10} {'gain':>8} {'agree(base)':>12} {'agree(dist)':>12}"]
     for run in results["runs"]:
@@ -387,7 +423,8 @@ def dataset_name(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kdlab", description="Knowledge distillation, measured.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{teacher,distill,download}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{teacher,distill,download,explorer-html,slides,website,student-notebooks}")
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dataset", type=dataset_name, default="digits",
@@ -442,6 +479,37 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", choices=[name for name in DATASETS if name != "digits"])
     fetch.add_argument("--data-root", default="data")
     fetch.set_defaults(run=run_download)
+
+    site = commands.add_parser("website", help="build the course as a static website (offline, from the "
+                               "notebooks' saved outputs)")
+    site.add_argument("out_dir", metavar="OUT_DIR", help="a new or empty folder, or one this command built before")
+    site.add_argument("--notebooks", metavar="DIR", help="the folder of the numbered notebooks (default: the "
+                      "repository's notebooks/)")
+    site.set_defaults(run=run_website)
+
+    page = commands.add_parser("explorer-html", help="write the explorer as one self-contained HTML file")
+    page.add_argument("output", metavar="OUT.html", help="the file to write")
+    page.add_argument("--dataset", type=dataset_name, default="digits", help="default: digits")
+    page.add_argument("--data-root", default="data", help="where the teacher and the grid are cached (default: data)")
+    page.add_argument("--offline", action="store_true", help="never download; fail clearly if data is missing")
+    page.add_argument("--device", default="auto", help="where a missing teacher or grid is trained")
+    page.add_argument("--examples", type=positive_int, default=500, metavar="N",
+                      help="the first N test images are shown (default: 500)")
+    page.set_defaults(run=run_explorer_html)
+
+    learners = commands.add_parser("student-notebooks", help="write the learner's copies of the notebooks: "
+                                   "reference solutions removed, exercise outputs cleared")
+    learners.add_argument("out_dir", metavar="OUT_DIR", help="a new or empty folder, or one this command wrote before")
+    learners.add_argument("--notebooks", metavar="DIR", help="the folder of the numbered notebooks (default: the "
+                          "repository's notebooks/)")
+    learners.set_defaults(run=run_student_notebooks)
+
+    decks = commands.add_parser("slides", help="write a reveal.js deck of each notebook, from its saved outputs, "
+                                "that opens offline (live: voila --template=reveal notebooks/NN_name.ipynb)")
+    decks.add_argument("out_dir", metavar="OUT_DIR", help="a new or empty folder, or one this command wrote before")
+    decks.add_argument("--notebooks", metavar="DIR", help="the folder of the numbered notebooks (default: the "
+                       "repository's notebooks/)")
+    decks.set_defaults(run=run_slides)
     return parser
 
 
