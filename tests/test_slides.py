@@ -10,6 +10,7 @@ import contextlib
 import html.parser
 import json
 import os
+import runpy
 import subprocess
 import sys
 import urllib.parse
@@ -314,3 +315,16 @@ def test_the_live_deck_runs_the_explorer_offline_and_a_key_on_T_repaints_its_pan
         page.close()
     assert outside == [], "the deck asked another machine for something: without internet it would fail"
     assert [address for address in failed if not address.startswith(VOILA_FONT_AWESOME)] == []
+
+
+def test_the_committed_slide_metadata_is_what_scripts_slide_metadata_writes():
+    """A cell added or rewritten without re-running the script (or an override whose cell changed) is caught
+    here, before a deck's slide overflows the projector."""
+    script = runpy.run_path(str(REPO / "scripts" / "slide_metadata.py"))
+    for path in sorted(slides.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        overrides = script["OVERRIDES"].get(path.name[:2], {})
+        assert [start for start in overrides
+                if not any(cell.source.lstrip().startswith(start) for cell in notebook.cells)] == [], path.name
+        committed = [cell.metadata.get("slideshow", {}).get("slide_type") for cell in notebook.cells]
+        assert committed == script["slide_types"](notebook, overrides), f"{path.name}: run scripts/slide_metadata.py"
