@@ -19,16 +19,14 @@ import datetime
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+from notebook_runs import errors, execute, notebook_path
 
 from kdlab.experiment import SETTINGS
 from kdlab.lessons import MIME_TYPE, MNIST_RESULTS, verdict
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 MNIST = SETTINGS["mnist"]
 SHARED = {"dataset": "mnist", "T": MNIST.T, "alpha": MNIST.alpha}
 OVERRIDES = {  # per notebook, beyond data_root and SHARED: what its parameters cell says MNIST needs
@@ -43,38 +41,19 @@ OVERRIDES = {  # per notebook, beyond data_root and SHARED: what its parameters 
 }
 
 
-def parameters_cell(notebook) -> int:
-    for index, cell in enumerate(notebook.cells):
-        if "parameters" in cell.metadata.get("tags", []):
-            return index
-    raise ValueError("the notebook has no cell tagged 'parameters'")
-
-
 def run(number: str, data_root: Path, timeout: int) -> dict:
     """Execute notebook `number` on MNIST in a scratch copy; return its lesson record, failed asserts and time."""
-    path = next(NOTEBOOKS.glob(f"{number}_*.ipynb"))
-    notebook = nbformat.read(path, as_version=4)
     values = {"data_root": str(data_root), **SHARED, **OVERRIDES[number]}
-    notebook.cells[parameters_cell(notebook)].source += "\n# benchmarks/mnist_lessons.py:\n" + "\n".join(
-        f"{name} = {value!r}" for name, value in values.items())
-    started = time.perf_counter()
-    NotebookClient(notebook, timeout=timeout, allow_errors=True, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    seconds = time.perf_counter() - started
-    records, failures = [], []
-    for index, cell in enumerate(notebook.cells):
-        for output in cell.get("outputs", []):
-            if MIME_TYPE in output.get("data", {}):
-                records.append(output["data"][MIME_TYPE])
-            if output.get("output_type") == "error":
-                failures.append(f"cell {index}: {output['ename']}: {output['evalue']}".strip().rstrip(":"))
-    return {"record": records[-1] if records else None, "failed": failures, "seconds": round(seconds),
+    notebook, seconds = execute(number, values, timeout)
+    records = [output["data"][MIME_TYPE] for cell in notebook.cells for output in cell.get("outputs", [])
+               if MIME_TYPE in output.get("data", {})]
+    return {"record": records[-1] if records else None, "failed": errors(notebook), "seconds": round(seconds),
             "parameters": {name: value for name, value in values.items() if name != "data_root"}}
 
 
 def digits_record(number: str) -> dict | None:
     """The record the committed (digits) notebook printed."""
-    notebook = nbformat.read(next(NOTEBOOKS.glob(f"{number}_*.ipynb")), as_version=4)
+    notebook = nbformat.read(notebook_path(number), as_version=4)
     found = [output["data"][MIME_TYPE] for cell in notebook.cells for output in cell.get("outputs", [])
              if MIME_TYPE in output.get("data", {})]
     return found[-1] if found else None
