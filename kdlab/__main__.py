@@ -14,12 +14,18 @@ import dataclasses
 import json
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 from kdlab import distributed, experiment, language
-from kdlab.checkpoints import collect_unsaved, is_cache_file, is_checkpoint, report_unsaved, write_text_atomically
+from kdlab.checkpoints import (
+    check_writable_folder,
+    collect_unsaved,
+    is_cache_file,
+    is_checkpoint,
+    report_unsaved,
+    write_text_atomically,
+)
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
 from kdlab.device import pick_device
 from kdlab.experiment import compare_students, load_or_train_teacher
@@ -104,7 +110,7 @@ def check_outputs(arguments) -> None:
     data_root = Path(arguments.data_root)
     if data_root.exists() and not data_root.is_dir():
         raise ValueError(f"--data-root {data_root} is a file; give a folder for datasets and checkpoints")
-    _check_writable_folder(data_root, "--data-root")
+    check_writable_folder(data_root, "--data-root")
     if getattr(arguments, "json", None) is not None:
         _check_json_target(arguments.json, data_root)
 
@@ -127,17 +133,7 @@ def _check_json_target(name: str, data_root: Path) -> None:
     if is_checkpoint(target) or is_cache_file(target, data_root):
         raise ValueError(f"--json {target} is a file kdlab manages (a checkpoint, or a cache in {data_root}); "
                          "writing JSON over it would destroy it. Choose another file name")
-    _check_writable_folder(target.parent, "--json")
-
-
-def _check_writable_folder(folder: Path, option: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ValueError(f"{option}: cannot write into {folder} ({error.strerror or error}); "
-                         "choose a folder you can write to") from None
+    check_writable_folder(target.parent, "--json")
 
 
 def run_teacher(arguments, device) -> int:

@@ -33,6 +33,7 @@ import reprlib
 import secrets
 import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from kdlab.models import build_model
 
 __all__ = ["CheckpointError", "cache_path", "collect_unsaved", "is_cache_file", "is_checkpoint", "load_checkpoint",
            "load_or_compute", "load_or_train", "report_unsaved", "save_checkpoint", "tensors_sha256",
-           "write_text_atomically"]
+           "check_writable_folder", "write_text_atomically"]
 
 try:
     import fcntl
@@ -169,6 +170,18 @@ def _write_atomically(path, write) -> Path:
         raise
     _sync_folder(path.parent)
     return path
+
+
+def check_writable_folder(folder: Path, label: str) -> None:
+    """Create `folder` if needed and prove a file can be written there, before any work that would be lost;
+    ValueError, starting with `label` (a flag or OUT_DIR), says why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"{label}: cannot write into {folder} ({error.strerror or error}); "
+                         "choose a folder you can write to") from None
 
 
 def write_text_atomically(path, text: str) -> Path:

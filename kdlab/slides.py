@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import html
 import json
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from kdlab.checkpoints import check_writable_folder
 
 __all__ = ["NOTEBOOKS", "slide_count", "static_notebook", "deck_html", "write_decks"]
 
@@ -111,13 +112,7 @@ def _check_out_dir(out_dir: Path, targets: list[Path]) -> set[str]:
     to, or holds something where a deck's file goes that kdlab slides did not write."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file; give a folder for the decks")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as error:
-        raise ValueError(f"cannot write into {out_dir} ({error.strerror or error}); "
-                         "choose a folder you can write to") from None
+    check_writable_folder(out_dir, "OUT_DIR")
     previous = _previous_files(out_dir)
     in_the_way = set()
     for target in targets:

@@ -10,13 +10,12 @@ file it did not write (the committed notebooks included).
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import TagRemovePreprocessor
 
-from kdlab.checkpoints import write_text_atomically
+from kdlab.checkpoints import check_writable_folder, write_text_atomically
 
 __all__ = ["NOTEBOOKS", "student_copy", "write_student_notebooks"]
 
@@ -48,13 +47,7 @@ def write_student_notebooks(out_dir, source=NOTEBOOKS) -> list[Path]:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file; give a folder for the learner's notebooks")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise ValueError(f"cannot write into {out} ({error.strerror or error}); choose a folder you can write to") \
-            from None
+    check_writable_folder(out, "OUT_DIR")
     targets = [out / path.name for path in sources]
     foreign = [target.name for target in targets if (target.exists() or target.is_symlink())
                and not _is_student_copy(target)]
