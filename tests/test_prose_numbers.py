@@ -29,6 +29,10 @@ number is:
   percentage as its fraction: "90 %" is 0.9).
 - Small counts and labels: a bare integer from 0 to 10 is a counting word or, here, a digit's class.
 - Years: a bare integer from 1950 to 2049.
+- Run times: the one sentence of a notebook's opening cell that ``RUN_TIME`` matches ("**Run time:** 59 s with
+  warm caches, 80 s from a fresh clone, on a 2-core laptop CPU (measured by `python benchmarks/bench_notebooks.py`,
+  2026-12-04).") quotes the benchmark, not an output of the notebook; test_notebook_frames.py holds its numbers to
+  benchmarks/results/notebook_times.json instead. The same numbers anywhere else are measurements like any other.
 - Anything else that is not a measurement carries an explicit marker right after it, invisible when the
   markdown is rendered: ``<!-- not measured -->``.
 
@@ -53,6 +57,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KNOWN_OPEN: dict[tuple[str, int, str], str] = {}
 
 MARKER = "<!-- not measured -->"
+# The run-time sentence, exempt here because test_notebook_frames.py checks it against the benchmark's JSON.
+# Written with single spaces; any run of whitespace (a wrapped line) matches one.
+RUN_TIME = re.compile(
+    r"\*\*Run time:\*\* (?P<warm>\d+) s with warm caches, (?P<cold>\d+) s from a fresh clone, on a "
+    r"(?P<cores>\d+)-core laptop CPU \(measured by `python benchmarks/bench_notebooks\.py`, "
+    r"(?P<measured_on>\d{4}-\d\d-\d\d)\)\.".replace(" ", r"\s+"))
 NOT_PROSE = re.compile(
     r"```.*?```"                      # fenced code
     r"|\$\$.*?\$\$|\$[^$]*\$"         # maths
@@ -92,7 +102,8 @@ def _value(sign, integer, fraction):
 
 def quoted_numbers(markdown):
     """The numbers a markdown text quotes as measurements, with the exceptions of the module docstring."""
-    masked = NOT_PROSE.sub(lambda m: " " * len(m.group()), markdown)
+    masked = RUN_TIME.sub(lambda m: " " * len(m.group()), markdown)
+    masked = NOT_PROSE.sub(lambda m: " " * len(m.group()), masked)
     masked = NAMING.sub(lambda m: " " * len(m.group()), masked)
     numbers = []
     for match in QUOTED.finditer(masked):
@@ -313,9 +324,19 @@ def test_deleting_a_digit_from_a_quoted_number_breaks_the_match():
     "a 2 and a 3, 10 classes",
     "a 2×1200 teacher on 28×28 images, a 95 % CI",
     "ImageNet's 1000 <!-- not measured --> classes",
+    "**Run time:** 59 s with warm caches, 80 s from a fresh clone, on a 2-core laptop CPU (measured by\n"
+    "`python benchmarks/bench_notebooks.py`, 2026-12-04).",
 ])
 def test_names_citations_maths_code_and_marked_numbers_are_not_measurements(prose):
     assert discrepancies(prose, [], set()) == []
+
+
+def test_only_the_run_time_sentence_itself_is_exempt():
+    sentence = ("**Run time:** 59 s with warm caches, 80 s from a fresh clone, on a 2-core laptop CPU (measured by "
+                "`python benchmarks/bench_notebooks.py`, 2026-12-04).")
+    assert discrepancies(sentence + " The sweep takes 36 s.", [], set()) == [("36", "nothing printed")]
+    assert discrepancies("It runs in 59 s with warm caches.", [], set()) == [("59", "nothing printed")]
+    assert discrepancies(sentence.replace("80 s from a fresh clone", "80 s cold"), [], set()) != []
 
 
 def test_a_literature_figure_needs_its_citation_in_the_same_sentence():
