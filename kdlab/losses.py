@@ -16,6 +16,9 @@ and the difference is multiplied by T^2), so at T = 100 the loss is within 1e-3 
 gradient within 1e-4 relative; at T = 1e6 the loss is garbage (-26425 for a true 12.5). Below
 T = 0.05 nothing is gained (the soft targets are already one-hot) and logits / T overflow sooner.
 The gradient formulas stay accurate further, to MAX_GRADIENT_TEMPERATURE = 1000 (within 1e-3).
+
+Two variants of the soft term, for the notebooks that question it: `decoupled_kd_loss` (DKD) reweights the
+two parts KD's KL splits into, and `reverse_kd_loss` swaps the KL's arguments.
 """
 
 import math
@@ -25,9 +28,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["KDLossParts", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "alpha_from_ce_weighting", "check_alpha",
-           "check_hyperparameters", "check_temperature", "cosine_feature_loss", "hint_loss", "kd_loss", "soft_targets",
-           "soft_term_gradient", "soft_term_gradient_high_T"]
+__all__ = ["DecoupledKLParts", "KDLossParts", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "alpha_from_ce_weighting",
+           "check_alpha", "check_hyperparameters", "check_temperature", "cosine_feature_loss", "decoupled_kd_loss",
+           "decoupled_kl_parts", "hint_loss", "kd_loss", "reverse_kd_loss", "soft_targets", "soft_term_gradient",
+           "soft_term_gradient_high_T"]
 
 
 class KDLossParts(NamedTuple):
@@ -36,7 +40,7 @@ class KDLossParts(NamedTuple):
     total: torch.Tensor  # soft + hard; differentiable
     soft: torch.Tensor  # alpha * T^2 * kl
     hard: torch.Tensor  # (1 - alpha) * ce
-    kl: torch.Tensor  # KL(teacher || student) at temperature T, batchmean
+    kl: torch.Tensor  # KL(teacher || student) at temperature T, batchmean (student || teacher for reverse_kd_loss)
     ce: torch.Tensor  # cross-entropy with the labels at T = 1, mean over examples
 
 
@@ -56,13 +60,14 @@ def _check_tensors(**named):
 
 
 def _validate(*, T=_NOT_GIVEN, alpha=_NOT_GIVEN, student_logits=_NOT_GIVEN, teacher_logits=_NOT_GIVEN,
-              labels=_NOT_GIVEN, max_T=MAX_TEMPERATURE):
+              labels=_NOT_GIVEN, max_T=MAX_TEMPERATURE, **weights):
     """Raise ValueError (TypeError for a non-tensor), naming the bad value and what is expected, for whichever
-    inputs are given."""
+    inputs are given; `weights` are other loss weights by name, each a finite number >= 0."""
     for name, value, expected, ok, advice in (
         ("T", T, f"a number in [{MIN_TEMPERATURE:g}, {max_T:g}]", lambda v: MIN_TEMPERATURE <= v <= max_T,
          "; outside that range float32 cannot compute the loss accurately, so choose a T inside it"),
         ("alpha", alpha, "a finite number in [0, 1]", lambda v: 0 <= v <= 1, ""),
+        *((name, value, "a finite number >= 0", lambda v: v >= 0, "") for name, value in weights.items()),
     ):
         if value is _NOT_GIVEN:
             continue
@@ -107,6 +112,17 @@ def _upcast(logits):
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
+def _flattened(student_logits, teacher_logits):
+    """(N, C) logits in at least float32, leading dims flattened; the teacher detached, so only the student learns."""
+    num_classes = student_logits.shape[-1]
+    return (_upcast(student_logits).reshape(-1, num_classes),
+            _upcast(teacher_logits.detach()).reshape(-1, num_classes))
+
+
+def _cross_entropy(student, labels):
+    return F.cross_entropy(student, labels.reshape(-1).to(torch.int64))  # cross_entropy refuses int32 indices
+
+
 def _softmax(logits, T):
     return torch.softmax(_upcast(logits) / T, dim=-1)
 
@@ -146,16 +162,14 @@ def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_par
     """
     if check_inputs:
         _validate(T=T, alpha=alpha, student_logits=student_logits, teacher_logits=teacher_logits, labels=labels)
-    num_classes = student_logits.shape[-1]
-    student = _upcast(student_logits).reshape(-1, num_classes)
-    teacher = _upcast(teacher_logits.detach()).reshape(-1, num_classes)
+    student, teacher = _flattened(student_logits, teacher_logits)
     kl = F.kl_div(
         F.log_softmax(student / T, dim=-1),
         F.log_softmax(teacher / T, dim=-1),
         reduction="batchmean",
         log_target=True,
     )
-    ce = F.cross_entropy(student, labels.reshape(-1).to(torch.int64))  # cross_entropy refuses int32 indices
+    ce = _cross_entropy(student, labels)
     soft = alpha * T**2 * kl
     hard = (1 - alpha) * ce
     total = soft + hard
@@ -193,6 +207,103 @@ def alpha_from_ce_weighting(alpha_on_ce):
     """
     _validate(alpha=alpha_on_ce)
     return 1 - alpha_on_ce
+
+
+def reverse_kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.9, return_parts=False, check_inputs=True):
+    """kd_loss with the KL reversed: alpha * T^2 * KL(p_student^T || p_teacher^T) + (1 - alpha) * CE(labels, p_student).
+
+    Forward KL (kd_loss) averages over the teacher's distribution, so the student pays wherever the teacher puts
+    mass and spreads to cover it all. Reverse KL averages over the student's own distribution, so it pays only
+    where it puts mass: a student too small for every mode of the teacher picks some and stays sharp there
+    (mode-seeking; MiniLLM, Gu et al. 2024, which optimises it per sequence, not per token as here). Its gradient
+    also falls as 1/T^2 at high T, so T^2 stays. Inputs, checks and return value are kd_loss's; parts.kl is
+    KL(student || teacher).
+    """
+    if check_inputs:
+        _validate(T=T, alpha=alpha, student_logits=student_logits, teacher_logits=teacher_logits, labels=labels)
+    student, teacher = _flattened(student_logits, teacher_logits)
+    log_student = F.log_softmax(student / T, dim=-1)
+    log_teacher = F.log_softmax(teacher / T, dim=-1)
+    kl = (log_student.exp() * (log_student - log_teacher)).sum(-1).mean()
+    ce = _cross_entropy(student, labels)
+    soft = alpha * T**2 * kl
+    hard = (1 - alpha) * ce
+    total = soft + hard
+    return KDLossParts(total, soft, hard, kl, ce) if return_parts else total
+
+
+# --- decoupled knowledge distillation (Zhao et al., CVPR 2022) -----------------------------------------------
+
+class DecoupledKLParts(NamedTuple):
+    """KL(p_teacher^T || p_student^T) = tckd + non_target_weight * nckd, each per example (shape of labels)."""
+
+    tckd: torch.Tensor  # KL between the binary distributions [p(target), 1 - p(target)]
+    nckd: torch.Tensor  # KL between the distributions over the non-target classes, renormalised among themselves
+    non_target_weight: torch.Tensor  # 1 - the teacher's p(target): high confidence silences nckd inside KD
+
+
+def _validate_decoupled(student_logits, teacher_logits, labels, **hyperparameters):
+    _validate(student_logits=student_logits, teacher_logits=teacher_logits, labels=labels, **hyperparameters)
+    if student_logits.shape[-1] < 2:
+        raise ValueError(f"decoupled distillation needs at least 2 classes, got logits of shape "
+                         f"{tuple(student_logits.shape)}: with one class there is nothing besides the target")
+
+
+def _target_split(logits, is_target, T):
+    """log [p(target), 1 - p(target)] and the log-softmax over the non-target logits alone.
+
+    Both come from logits, never from dividing probabilities: 1 - p(target) rounds to 0 when the target
+    dominates, and renormalising by it would give 0/0; its log, logsumexp(non-target) - logsumexp(all), and
+    the non-target log-softmax stay accurate.
+    """
+    scaled = logits / T
+    non_target = scaled[~is_target].view(len(scaled), -1)  # the target column dropped
+    log_total = scaled.logsumexp(-1)
+    log_binary = torch.stack([scaled[is_target] - log_total, non_target.logsumexp(-1) - log_total], dim=-1)
+    return log_binary, F.log_softmax(non_target, dim=-1)
+
+
+def _decoupled_kl(student, teacher, labels, T):
+    """(tckd, nckd, non_target_weight) for (N, C) logits, each of shape (N,)."""
+    is_target = F.one_hot(labels.reshape(-1).to(torch.int64), student.shape[-1]).bool()
+    student_binary, student_non_target = _target_split(student, is_target, T)
+    teacher_binary, teacher_non_target = _target_split(teacher, is_target, T)
+    tckd = F.kl_div(student_binary, teacher_binary, reduction="none", log_target=True).sum(-1)
+    nckd = F.kl_div(student_non_target, teacher_non_target, reduction="none", log_target=True).sum(-1)
+    return tckd, nckd, teacher_binary[:, 1].exp()
+
+
+def decoupled_kl_parts(student_logits, teacher_logits, labels, T):
+    """KD's KL at temperature T split into TCKD, NCKD and the weight 1 - p_teacher(target) that ties them.
+
+    KL(p_t || p_s) = TCKD + (1 - p_t(target)) * NCKD exactly, per example; returns DecoupledKLParts, each of
+    labels' shape. No T^2 and no mean: these are the terms of the identity. Teacher detached.
+    """
+    _validate_decoupled(student_logits, teacher_logits, labels, T=T)
+    student, teacher = _flattened(student_logits, teacher_logits)
+    return DecoupledKLParts(*(part.view(labels.shape) for part in _decoupled_kl(student, teacher, labels, T)))
+
+
+def decoupled_kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.5, tckd_weight=1.0, nckd_weight=8.0,
+                      check_inputs=True):
+    """DKD: alpha * T^2 * mean(tckd_weight * TCKD + nckd_weight * NCKD) + (1 - alpha) * CE(labels, p_student).
+
+    KD's KL is TCKD + (1 - p_teacher(target)) * NCKD (decoupled_kl_parts), so the more confident the teacher,
+    the less KD passes on about the wrong classes. DKD (Zhao et al., CVPR 2022) frees the two weights: their
+    alpha and beta are tckd_weight and nckd_weight. Around them everything is kd_loss's: the KL at T scaled by
+    T^2 (as mdistiller scales both parts), the mean over examples or tokens, CE at T = 1, kdlab's alpha between
+    teacher and labels, the same inputs and checks. The defaults are mdistiller's CIFAR-100 setting (T = 4,
+    alpha = 1, beta = 8, CE weight 1), whose loss is twice this at alpha = 0.5; mdistiller also ramps the DKD
+    term in over the first 20 epochs, a matter for the training loop. No fixed nckd_weight gives kd_loss, since
+    KD's NCKD weight changes with each example.
+    """
+    if check_inputs:
+        _validate_decoupled(student_logits, teacher_logits, labels, T=T, alpha=alpha, tckd_weight=tckd_weight,
+                            nckd_weight=nckd_weight)
+    student, teacher = _flattened(student_logits, teacher_logits)
+    tckd, nckd, _ = _decoupled_kl(student, teacher, labels, T)
+    soft = alpha * T**2 * (tckd_weight * tckd + nckd_weight * nckd).mean()
+    return soft + (1 - alpha) * _cross_entropy(student, labels)
 
 
 # --- feature distillation: matching what the teacher computes inside, not only its logits ----------
