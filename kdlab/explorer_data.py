@@ -6,6 +6,8 @@ and so that a test or a benchmark can build the data once and drive many explore
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +22,9 @@ from kdlab.models import build_model, student_spec
 from kdlab.sweep import GRID_TRANSFER_SETS, Grid, grid_from_cache_or_sweep
 from kdlab.train import evaluate, fit
 
-__all__ = ["ExplorerData", "load_explorer_data", "load_or_train_baseline", "train_with_curve"]
+__all__ = ["ExplorerData", "SAY_AFTER_SECONDS", "load_explorer_data", "load_or_train_baseline", "train_with_curve"]
+
+SAY_AFTER_SECONDS = 1.0  # a step still running after this long says what it is doing (a cached one is done by then)
 
 @dataclass
 class ExplorerData:
@@ -93,6 +97,21 @@ def load_or_train_baseline(spec: dict, transfer: TensorData, scored_on: TensorDa
     return student.to(pick_device(device)), metadata["curve"]
 
 
+@contextmanager
+def said_if_slow(text: str, enabled: bool = True):
+    """Print `text` if the block is still running SAY_AFTER_SECONDS in: a cache hit stays silent, while a first run
+    that trains says so from its first second instead of leaving a silent "[*]"."""
+    timer = threading.Timer(SAY_AFTER_SECONDS, print, (text,), {"flush": True}) if enabled else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
 def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = experiment.STUDENT_EPOCHS,
                        seed: int = 0, device=None, offline: bool = False, progress: bool = False) -> ExplorerData:
     """The teacher and the grid from `root` (trained and swept first if missing), and a baseline student.
@@ -102,18 +121,23 @@ def load_explorer_data(dataset: str = "digits", root="data", *, epochs: int = ex
     from the teacher's. Each grid cell is the mean of GRID_TRANSFER_SETS students, one per transfer set (seeds
     `seed`, `seed + 1`, ...; the first is the baseline's), so its hatching says what the luck of the draw
     hides, as in notebook 06. Every accuracy it shows is on the validation images, which a reader may tune
-    on; the test images are only looked at.
+    on; the test images are only looked at. With `progress`, training prints its progress, and a step still
+    running after SAY_AFTER_SECONDS says what it is doing (a cached step is silent).
     """
     device = pick_device(device)
-    (pool, validation, test), teacher, teacher_metadata = experiment.load_data_and_teacher(
-        dataset, root, offline=offline, device=device, progress=progress)
+    with said_if_slow(f"Loading the {dataset} images and their teacher from {root} (a first run trains the teacher "
+                      "here, then caches it)...", progress):
+        (pool, validation, test), teacher, teacher_metadata = experiment.load_data_and_teacher(
+            dataset, root, offline=offline, device=device, progress=progress)
     transfer = pool.subset(experiment.TRANSFER_SIZE, seed=seed)  # the baseline's, Train now's and the grid's first
     grid = grid_from_cache_or_sweep(root, pool, validation, teacher, teacher_metadata, epochs=epochs,
                                     transfer_size=experiment.TRANSFER_SIZE,
                                     seeds=range(seed, seed + GRID_TRANSFER_SETS), device=device, progress=progress)
     spec = student_spec(pool.input_shape, experiment.STUDENT_SIZE, pool.num_classes)
-    student, curve = load_or_train_baseline(spec, transfer, validation, root=root, epochs=epochs, seed=seed,
-                                            device=device)
+    with said_if_slow(f"Training the baseline student: {len(transfer)} labelled images, hard labels only, {epochs} "
+                      "epochs (once, then cached)...", progress):
+        student, curve = load_or_train_baseline(spec, transfer, validation, root=root, epochs=epochs, seed=seed,
+                                                device=device)
     return ExplorerData(test=test, validation=validation,
                         teacher_logits=predict_logits(teacher, test.inputs, device=device).cpu(),
                         student_logits=predict_logits(student, test.inputs, device=device).cpu(), grid=grid,

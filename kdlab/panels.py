@@ -145,7 +145,7 @@ class PicturePanel(Panel):
         self.classes = [str(name) for name in classes]
 
     def spec(self) -> dict:
-        return {"kind": "image", "width": 250, "height": 124}
+        return {"kind": "image", "width": 250, "height": 88}
 
     def data(self, picture: np.ndarray, example: int, label: int, teacher_guess: int, student_guess: int) -> dict:
         classes = self.classes
@@ -160,7 +160,7 @@ class SoftTargetsPanel(Panel):
         self.classes = [str(name) for name in classes]
 
     def spec(self) -> dict:
-        return {"kind": "bars", "width": 400, "height": 250, "categories": self.classes, "ylim": [0, 1],
+        return {"kind": "bars", "width": 292, "height": 200, "categories": self.classes, "ylim": [0, 1],
                 "xlabel": "class", "ylabel": "probability",
                 "series": [{"label": "teacher", "colour": MODEL_COLOURS["teacher"]},
                            {"label": "student (baseline)", "colour": MODEL_COLOURS["student"]}]}
@@ -169,15 +169,15 @@ class SoftTargetsPanel(Panel):
         name = self.classes[label]
         return {"values": [_rounded(panel["teacher"]), _rounded(panel["student"])],
                 "title": f"(a) Soft targets at T = {T:.3g}",
-                "caption": f"T = {T:.3g}: teacher p({name}) = {panel['teacher'][label]:.3f}, "
-                           f"student p({name}) = {panel['student'][label]:.3f}"}
+                "caption": f"T = {T:.3g}: p({name}) teacher {panel['teacher'][label]:.3f}, "
+                           f"student {panel['student'][label]:.3f}"}
 
 
 class LossPanel(Panel):
     """Panel (b): the example's loss as its soft part, its hard part and their total."""
 
     def spec(self) -> dict:
-        return {"kind": "bars", "width": 340, "height": 250, "categories": ["α·T²·KL", "(1−α)·CE", "total"],
+        return {"kind": "bars", "width": 280, "height": 190, "categories": ["α·T²·KL", "(1−α)·CE", "total"],
                 "colours": [TERM_COLOURS[key] for key in ("soft", "hard", "total")], "series": [{"label": "loss"}],
                 "xlabel": "term", "ylabel": "loss on this example"}
 
@@ -196,13 +196,13 @@ class GradientPanel(Panel):
         self.classes = [str(name) for name in classes]
 
     def spec(self) -> dict:
-        return {"kind": "bars", "width": 400, "height": 250, "categories": self.classes, "zero_line": True,
+        return {"kind": "bars", "width": 292, "height": 220, "categories": self.classes, "zero_line": True,
                 "xlabel": "student logit (class)", "ylabel": "∂ loss / ∂ logit",
                 "series": [{"label": label, "colour": TERM_COLOURS[key]} for key, label in self.SERIES.items()]}
 
     def data(self, panel: dict, T: float, alpha: float, limit: float) -> dict:
         return {"values": [_rounded(panel[key], 5) for key in self.SERIES], "ylim": [-limit, limit],
-                "title": f"(c) Gradients at T = {T:.3g}, α = {alpha:.2f}: largest |soft| "
+                "title": f"(c) Gradients at T = {T:.3g}, α = {alpha:.2f}\nlargest |soft| "
                          f"{np.abs(panel['soft']).max():.2g}, without T² {np.abs(panel['soft_without_T2']).max():.2g}"}
 
 
@@ -231,13 +231,13 @@ class GridPanel(Panel):
         shade = colors.Normalize(low, high)
         cells = colormaps["viridis"](shade(accuracy))
         noise = grid.within_noise()
-        note = (f"mean of {self.runs_covered()}; hatched: within noise of α = 0 (paired, 95 %)" if noise is not None
+        note = (f"mean of {self.runs_covered()}; hatched: within\nnoise of α = 0 (paired, 95 %)" if noise is not None
                 else "one student per cell: read with care")
         bands = colormaps["viridis"](np.linspace(0, 1, self.COLOURBAR_STEPS))
         ticks = [float(t) for t in MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
                  if low - 1e-12 <= t <= high + 1e-12]
         decimals = next((d for d in range(1, 6) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)), 6)  # 0.90, 0.91
-        return {"kind": "heatmap", "width": 340, "height": 262, "right": 66,
+        return {"kind": "heatmap", "width": 280, "height": 244, "right": 62,
                 "rows": [f"{T:g}" for T in grid.temperatures],
                 "columns": [f"{alpha:g}" for alpha in grid.alphas], "xlabel": "α (teacher weight)",
                 "ylabel": "temperature T", "values": _rounded(accuracy),
@@ -254,9 +254,9 @@ class GridPanel(Panel):
         interval = panel["interval"]
         spread = (f"95 % CI over {self.runs_covered()}: {interval[0]:.3f}–{interval[1]:.3f}" if interval
                   else "one student: no interval")
-        return {"highlight": [panel["row"], panel["column"]],
-                "title": f"(d) {self.measure.capitalize()} at T = {panel['T']:g}, α = {panel['alpha']:g}: "
-                         f"{panel['cell_accuracy']:.3f}\n{spread}"}
+        return {"highlight": [panel["row"], panel["column"]],  # the sliders' T and α need not be a cell's
+                "title": f"(d) Nearest grid cell: T = {panel['T']:g}, α = {panel['alpha']:g}\n"
+                         f"{self.measure} {panel['cell_accuracy']:.3f}\n{spread}"}
 
     def page(self) -> dict:
         """What the page needs to write this panel's title for any cell: every cell's mean and interval."""
@@ -265,7 +265,7 @@ class GridPanel(Panel):
                 "accuracy": np.asarray(grid.accuracy, dtype=float).tolist(),
                 "intervals": [[_interval(grid, row, column) for column in range(len(grid.alphas))]
                               for row in range(len(grid.temperatures))],
-                "heading": self.measure.capitalize(), "covered": self.runs_covered()}
+                "measure": self.measure, "covered": self.runs_covered()}
 
 
 def _interval(grid: Grid, row: int, column: int) -> list[float] | None:
@@ -285,13 +285,13 @@ class CurvesPanel(Panel):
         self.ylim, self.epochs = [max(0.0, math.floor((low - 0.1) * 10) / 10), 1.0], epochs
 
     def spec(self) -> dict:
-        return {"kind": "lines", "width": 250, "height": 165, "xlim": [0, self.epochs], "ylim": self.ylim,
-                "xlabel": "epoch", "ylabel": "validation accuracy", "left": 46}
+        return {"kind": "lines", "width": 250, "height": 150, "xlim": [0, self.epochs], "ylim": self.ylim,
+                "xlabel": "epoch", "ylabel": "accuracy", "left": 46}
 
     def data(self, curve: list[float] | None = None, label: str = "Train now") -> dict:
         distilled = {"x": list(range(1, len(curve or []) + 1)), "y": _rounded(curve or []), "label": label,
                      "colour": TERM_COLOURS["soft"]}
-        return {"lines": [self.baseline, distilled, self.teacher], "title": "Students on the transfer set"}
+        return {"lines": [self.baseline, distilled, self.teacher], "title": "Validation accuracy by epoch"}
 
 
 def explorer_panels(data) -> dict:

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import json
 import math
+import time
 import urllib.parse
 
 import numpy as np
@@ -491,6 +492,19 @@ def test_load_explorer_data_sweeps_the_pool_over_transfer_sets_scored_on_validat
     assert data.validation is split.validation and data.teacher_accuracy == 0.8
 
 
+def test_a_slow_step_says_what_it_does_within_a_second_and_a_quick_one_stays_silent(capsys, monkeypatch):
+    assert explorer_data.SAY_AFTER_SECONDS <= 1  # issue 23: no silent "[*]" for more than a second
+    monkeypatch.setattr(explorer_data, "SAY_AFTER_SECONDS", 0.05)
+    with explorer_data.said_if_slow("Training the teacher..."):
+        time.sleep(0.5)
+    with explorer_data.said_if_slow("Loading the teacher..."):
+        pass
+    with explorer_data.said_if_slow("Not asked to say anything...", enabled=False):
+        time.sleep(0.2)
+    time.sleep(0.2)  # a timer the quick step left behind would have fired by now
+    assert capsys.readouterr().out == "Training the teacher...\n"
+
+
 def _grid_chart(grid, T, alpha):
     """(spec, data) of the grid's chart with the cell nearest (T, alpha) outlined."""
     panel = GridPanel(grid)
@@ -511,8 +525,11 @@ def test_the_grid_chart_has_a_colour_bar_over_its_range_and_says_what_it_shows(g
     assert bar["colours"][-1] == spec["colours"][highest[0]][highest[1]]
     assert data["highlight"] == [4, 2]
     low, high = grid.interval(4, 2)
-    assert data["title"] == (f"(d) Validation accuracy at T = 16, α = 1: {grid.accuracy[4, 2]:.3f}\n"
-                             f"95 % CI over 3 students: {low:.3f}–{high:.3f}")
+    title = (f"(d) Nearest grid cell: T = 16, α = 1\nvalidation accuracy {grid.accuracy[4, 2]:.3f}\n"
+             f"95 % CI over 3 students: {low:.3f}–{high:.3f}")
+    assert data["title"] == title
+    # Sliders between cells (T = 12, α = 0.9) outline the nearest cell, and the title says it is that cell's
+    assert _grid_chart(grid, 12.0, 0.9)[1] == data and data["title"] == title
     over_transfer_sets = Grid(grid.temperatures, grid.alphas, grid.accuracy, "digits", {"seeds": [0, 1, 2]},
                               runs=grid.runs)
     assert "95 % CI over 3 transfer sets" in _grid_chart(over_transfer_sets, 1.0, 0.0)[1]["title"]

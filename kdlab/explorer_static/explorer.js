@@ -3,7 +3,7 @@
 // Why in the page: a move of T, α or the example changes only closed-form functions of numbers the page already
 // holds (each shown image's teacher and student logits, its label, the trained grid), so the page recomputes them
 // and repaints in the same task as the key press, with no round trip to a kernel. The maths is kdlab.losses'
-// (tests/test_explorer_maths.py runs both on the same inputs); the kernel only loads the data and runs "Train now".
+// (tests/test_explorer_javascript.py runs both on the same inputs); the kernel only loads the data and runs "Train now".
 //
 // One module, three hosts: the anywidget of Voilà and JupyterLab (`render`, kdlab.canvas.ExplorerView), the single
 // HTML file `python -m kdlab explorer-html` writes (`mountStandalone`), and Node, where the tests import the pure
@@ -192,16 +192,16 @@ export function panelData(page, { T, alpha, example }) {
     picture: { pixels: picture(examples.pictures, example),
                title: `#${example}: a ${name}\nteacher says ${classes[argmax(teacher)]}, student ${classes[argmax(student)]}` },
     soft: { values: [soft.teacher, soft.student], title: `(a) Soft targets at T = ${t}`,
-            caption: `T = ${t}: teacher p(${name}) = ${soft.teacher[label].toFixed(3)}, ` +
-                     `student p(${name}) = ${soft.student[label].toFixed(3)}` },
+            caption: `T = ${t}: p(${name}) teacher ${soft.teacher[label].toFixed(3)}, ` +
+                     `student ${soft.student[label].toFixed(3)}` },
     loss: { values: [heights], labels: heights.map((h) => formatG(h, 3)), ylim: [0, Math.max(...heights) * 1.25 || 1],
             title: `(b) The loss at T = ${t}, α = ${a}` },
     gradients: { values: [slopes.soft, slopes.soft_without_T2, slopes.hard], ylim: [-limit, limit],
-                 title: `(c) Gradients at T = ${t}, α = ${a}: largest |soft| ${formatG(largestMagnitude(slopes.soft), 2)}, ` +
+                 title: `(c) Gradients at T = ${t}, α = ${a}\nlargest |soft| ${formatG(largestMagnitude(slopes.soft), 2)}, ` +
                         `without T² ${formatG(largestMagnitude(slopes.soft_without_T2), 2)}` },
-    grid: { highlight: [row, column],
-            title: `(d) ${grid.heading} at T = ${formatG(grid.temperatures[row])}, α = ${formatG(grid.alphas[column])}: ` +
-                   `${grid.accuracy[row][column].toFixed(3)}\n${spread}` },
+    grid: { highlight: [row, column],  // the sliders' T and α need not be a cell's: the title says which cell
+            title: `(d) Nearest grid cell: T = ${formatG(grid.temperatures[row])}, α = ${formatG(grid.alphas[column])}\n` +
+                   `${grid.measure} ${grid.accuracy[row][column].toFixed(3)}\n${spread}` },
   };
 }
 
@@ -214,7 +214,8 @@ export function preparePage(page) {
 
 // ----------------------------------------------------------------------------- drawing on a canvas
 
-const FONT = "12px sans-serif";
+// Sizes in CSS pixels, drawn 1:1 (drawChart): nothing under 11 px, which a projector needs (issue 23).
+const FONT = "12px sans-serif", SMALL_FONT = "11px sans-serif", TITLE_FONT = "bold 13px sans-serif";
 
 function niceTicks(low, high, count) {
   const span = high - low;
@@ -233,24 +234,24 @@ function frame(ctx, spec, data, legend) {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, spec.width, spec.height);
   ctx.fillStyle = "#000";
-  ctx.font = "bold 13px sans-serif";
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   let y = 3;
-  for (const line of String(data.title || "").split("\n")) {
+  String(data.title || "").split("\n").forEach((line, i) => {  // a bold headline, then plain lines of numbers
+    ctx.font = i ? FONT : TITLE_FONT;
     ctx.fillText(line, spec.width / 2, y, spec.width - 4);
-    y += 16;
-  }
+    y += i ? 15 : 16;
+  });
   if (legend.length) {  // a row above the plot: it never covers data
     ctx.font = FONT;
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
-    const items = legend.map((item) => ({ ...item, w: 28 + ctx.measureText(item.label).width }));
-    const total = items.reduce((sum, item) => sum + item.w, 0);
+    const items = legend.map((item) => ({ ...item, w: 26 + ctx.measureText(item.label).width }));
+    const total = items.reduce((sum, item) => sum + item.w, 0) - 10;
     let x = Math.max(4, (spec.width - total) / 2);
     y += 8;
     for (const item of items) {
-      if (x + item.w > spec.width) { x = 4; y += 15; }
+      if (x + item.w - 10 > spec.width) { x = 4; y += 15; }
       ctx.fillStyle = item.colour;
       ctx.fillRect(x, y - 5, 12, 10);
       ctx.fillStyle = "#000";
@@ -327,7 +328,9 @@ function bars(ctx, spec, data) {
 }
 
 function heatmap(ctx, spec, data) {
-  const box = frame(ctx, { ...spec, left: 48, bottom: 50 }, data, []);  // spec.right leaves room for a colour bar
+  const note = spec.note ? spec.note.split("\n") : [];  // under the axis label, a line each
+  // spec.right leaves room for a colour bar
+  const box = frame(ctx, { ...spec, left: 42, bottom: 36 + 13 * note.length }, data, []);
   const rows = spec.rows.length, columns = spec.columns.length, cw = box.w / columns, ch = box.h / rows;
   ctx.font = FONT;
   ctx.textAlign = "center";
@@ -348,18 +351,20 @@ function heatmap(ctx, spec, data) {
         ctx.restore();
       }
       ctx.fillStyle = spec.text_colours[r][c];
-      ctx.fillText(spec.text[r][c], x + cw / 2, y + ch / 2);
+      ctx.font = SMALL_FONT;
+      ctx.fillText(spec.text[r][c], x + cw / 2, y + ch / 2, cw - 2);
     }
   }
   ctx.fillStyle = "#000";
+  ctx.font = FONT;
   ctx.textAlign = "right";
   spec.rows.forEach((name, r) => ctx.fillText(name, box.x - 4, box.y + (r + 0.5) * ch));
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   spec.columns.forEach((name, c) => ctx.fillText(name, box.x + (c + 0.5) * cw, box.y + box.h + 3));
   ctx.fillText(spec.xlabel, box.x + box.w / 2, box.y + box.h + 18);
-  ctx.font = "10px sans-serif";
-  ctx.fillText(spec.note || "", spec.width / 2, box.y + box.h + 34, spec.width - 4);
+  ctx.font = SMALL_FONT;
+  note.forEach((line, i) => ctx.fillText(line, spec.width / 2, box.y + box.h + 34 + 13 * i, spec.width - 4));
   ctx.save();
   ctx.translate(2, box.y + box.h / 2);
   ctx.rotate(-Math.PI / 2);
@@ -385,7 +390,7 @@ function colorbar(ctx, spec, bar, box) {  // beside the cells: its bands low to 
   ctx.lineWidth = 1;
   ctx.strokeRect(x, box.y, width, box.h);
   ctx.fillStyle = "#000";
-  ctx.font = "10px sans-serif";
+  ctx.font = SMALL_FONT;
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
   bar.ticks.forEach((t, i) => {
@@ -408,7 +413,10 @@ function lines(ctx, spec, data) {
   const X = (v) => box.x + (box.w * (v - spec.xlim[0])) / (spec.xlim[1] - spec.xlim[0]);
   ctx.textBaseline = "top";
   ctx.textAlign = "center";
-  for (const t of niceTicks(spec.xlim[0], spec.xlim[1], 4)) ctx.fillText(tickText(t), X(t), box.y + box.h + 3);
+  for (const t of niceTicks(spec.xlim[0], spec.xlim[1], 4)) {
+    const text = tickText(t), half = ctx.measureText(text).width / 2;
+    ctx.fillText(text, Math.min(Math.max(X(t), half), spec.width - half), box.y + box.h + 3);
+  }
   ctx.save();
   ctx.beginPath(); ctx.rect(box.x, box.y, box.w, box.h); ctx.clip();
   ctx.lineWidth = 2;
@@ -570,7 +578,9 @@ export function mount(el, sent, host) {
   if (host.train) button.addEventListener("click", () => host.train());
   else button.disabled = true;
   parts.train = element("div", "kdlab-train-part");
-  parts.train.append(button, progressLabel, trainStatus, parts.curves);
+  const trainRow = element("div", "kdlab-train-row");
+  trainRow.append(button, progressLabel);
+  parts.train.append(trainRow, trainStatus, parts.curves);
 
   const column = (...children) => { const c = element("div", "kdlab-column"); c.append(...children); return c; };
   root.append(
@@ -594,7 +604,7 @@ export function mount(el, sent, host) {
     if (key === statusShown) return;
     statusShown = key;
     status.replaceChildren(...lines.map(([css, text]) => element("div", css, text)));
-    if (!lines.length) status.textContent = "\u00a0";
+    status.hidden = !lines.length;  // no empty line: the explorer fits a zoomed projector with little to spare
   }
 
   function showLink() {
@@ -602,7 +612,7 @@ export function mount(el, sent, host) {
     if (link.dataset.query === query) return;
     link.dataset.query = query;
     if (host.link === "text") {  // JupyterLab: the page has no address of its own to add it to
-      link.replaceChildren("Link to this view, after the Voilà page's address: ", element("code", "", query));
+      link.replaceChildren("This view, after a Voilà page's address: ", element("code", "", query));
       return;
     }
     const anchor = element("a", "", query);
@@ -697,6 +707,29 @@ export function mountStandalone(el, page) {
 
 const STATE = ["T", "alpha", "example"];
 
+// JupyterLab's Run All makes the last cell active and scrolls it into view as the run starts, before this output
+// exists, and leaves the view there: the explorer, drawn seconds later, would be off screen or cut off. So when the
+// notebook's active cell is the explorer's or one after it (the run that drew it went on from here), its first
+// layout scrolls the notebook the least that shows it whole (its top, if it is taller than the notebook's view).
+// Later outputs come below it and leave the view where it is. A notebook opened with saved output (the active cell
+// above), Voilà and the single file never move.
+export function revealAfterRun(el, frames = 60) {
+  const again = () => { if (frames > 0) requestAnimationFrame(() => revealAfterRun(el, frames - 1)); };
+  if (!el.isConnected) return again();  // not in the page yet
+  const cell = el.closest(".jp-Cell");
+  let next = cell;
+  while (next && !next.classList.contains("jp-mod-active")) next = next.nextElementSibling;
+  if (!next) return;
+  let scroller = cell.parentElement;
+  while (scroller && !/(auto|scroll)/.test(getComputedStyle(scroller).overflowY)) scroller = scroller.parentElement;
+  const box = el.getBoundingClientRect();
+  if (!scroller || box.height === 0) return again();
+  const area = scroller.getBoundingClientRect();
+  const above = box.top - area.top, below = box.bottom - area.bottom;
+  if (above < 0 || box.height > area.height) scroller.scrollTop += above;
+  else if (below > 0) scroller.scrollTop += below;
+}
+
 function render({ model, el }) {
   const values = () => Object.fromEntries(STATE.map((name) => [name, model.get(name)]));
   const view = mount(el, model.get("payload"), {
@@ -706,6 +739,7 @@ function render({ model, el }) {
   });
   view.training(model.get("training"));
   view.notice(model.get("notice"));
+  requestAnimationFrame(() => revealAfterRun(el));
   const listeners = {
     "change:T": () => view.update(values()), "change:alpha": () => view.update(values()),
     "change:example": () => view.update(values()), "change:notes": () => view.notes(model.get("notes")),
