@@ -4,6 +4,7 @@
     python -m kdlab teacher --dataset mnist --device cuda
     python -m kdlab download mnist          # on a machine with internet
     python -m kdlab distill --dataset pydoc-text            # a character language model, distilled
+    python -m kdlab distill --method dkd    # decoupled KD against KD (notebook 11)
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from kdlab.checkpoints import (
 )
 from kdlab.data import DATASETS, DatasetUnavailable, canonical_name, download, load_dataset
 from kdlab.device import pick_device
-from kdlab.experiment import compare_students, load_or_train_teacher
+from kdlab.experiment import DKD_STUDENTS, compare_dkd_with_kd, compare_students, load_or_train_teacher
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_alpha, check_temperature
 from kdlab.models import STUDENT_SIZES, student_spec
 from kdlab.text import DEFAULT_CORPUS, load_corpus
+from kdlab.train import METHODS
 
 __all__ = ["main"]
 
@@ -169,6 +171,7 @@ def run_teacher(arguments, device) -> int:
 IMAGE_OPTIONS = {"--epochs": "epochs", "--teacher-epochs": "teacher_epochs", "--student": "student",
                  "--transfer-size": "transfer_size", "--validation": "validation", "--score-on": "score_on"}
 TEXT_OPTIONS = {"--steps": "steps", "--teacher-steps": "teacher_steps"}
+DKD_OPTIONS = {"--nckd-weight": "nckd_weight", "--tckd-weight": "tckd_weight"}  # --method dkd's own
 
 
 def run_distill(arguments, device) -> int:
@@ -176,6 +179,15 @@ def run_distill(arguments, device) -> int:
     if arguments.text and arguments.dataset not in ("digits", DEFAULT_CORPUS):
         print(f"error: --text FILE trains a language model; it cannot be combined with --dataset {arguments.dataset}",
               file=sys.stderr)
+        return 2
+    if text_run and arguments.method != "kd":
+        print(f"error: --method {arguments.method} distills image classifiers; the language model is distilled "
+              "with kd_loss only (leave out --method, or choose an image --dataset)", file=sys.stderr)
+        return 2
+    weights = [flag for flag, name in DKD_OPTIONS.items() if getattr(arguments, name) is not None]
+    if weights and arguments.method != "dkd":
+        print(f"error: {', '.join(weights)} {'applies' if len(weights) == 1 else 'apply'} only to --method dkd "
+              "(DKD's weights on its two parts)", file=sys.stderr)
         return 2
     own, other = (TEXT_OPTIONS, IMAGE_OPTIONS) if text_run else (IMAGE_OPTIONS, TEXT_OPTIONS)
     misplaced = [flag for flag, name in other.items() if getattr(arguments, name) is not None]
@@ -186,7 +198,7 @@ def run_distill(arguments, device) -> int:
     given = {name: getattr(arguments, name) for name in (*own.values(), "T", "alpha") if name != "score_on"}
     if text_run:
         return run_language_distill(arguments, device, **given)
-    return run_image_distill(arguments, device, **given)
+    return run_image_distill(arguments, device, **given, nckd_weight=arguments.nckd_weight)
 
 
 def run_image_distill(arguments, device, **given) -> int:
@@ -213,34 +225,44 @@ def run_image_distill(arguments, device, **given) -> int:
     spec = student_spec(train.input_shape, setting.student, train.num_classes)
     labelled = (f"{setting.transfer_size} labelled examples drawn per seed" if setting.transfer_size
                 else f"all {len(split.pool)} pool examples")
+    dkd = arguments.method == "dkd"
+    tckd_weight = 1.0 if arguments.tckd_weight is None else arguments.tckd_weight
+    loss = (f"KD and DKD (tckd_weight={tckd_weight}, nckd_weight={setting.nckd_weight}) at " if dkd else "")
     print(f"{train.name}: teacher trained on {len(split.pool)} of {len(train)} training images, validation accuracy "
           f"{teacher_metadata['validation_accuracy']:.4f}, test accuracy {teacher_metadata['accuracy']:.4f}; "
-          f"{setting.student} students on {labelled}, T={setting.T}, alpha={setting.alpha}, {setting.epochs} epochs, "
-          f"{arguments.seeds} seeds; scored on the {len(scored_on)} {score_on} images")
+          f"{setting.student} students on {labelled}, {loss}T={setting.T}, alpha={setting.alpha}, {setting.epochs} "
+          f"epochs, {arguments.seeds} seeds; scored on the {len(scored_on)} {score_on} images")
     settings = {name: getattr(setting, name) for name in ("epochs", "teacher_epochs", "student", "transfer_size",
                                                           "T", "alpha", "validation")}
-    settings |= {"seeds": arguments.seeds, "scored_on": score_on, "pool": len(split.pool)}
+    settings |= {"seeds": arguments.seeds, "scored_on": score_on, "pool": len(split.pool), "method": arguments.method}
+    if dkd:
+        settings |= {"tckd_weight": tckd_weight, "nckd_weight": setting.nckd_weight}
     header = {"dataset": train.name, "device": str(device), "settings": settings, "teacher": teacher_metadata}
+    common = {"transfer_size": setting.transfer_size or None, "seeds": range(arguments.seeds), "T": setting.T,
+              "alpha": setting.alpha, "epochs": setting.epochs, "device": device, "progress": arguments.progress,
+              "scored_on": f"{score_on} images"}
+    table, as_json = (dkd_results_table, dkd_results_json) if dkd else (results_table, image_results_json)
     try:
-        results = compare_students(teacher, split.pool, scored_on, spec, transfer_size=setting.transfer_size or None,
-                                   seeds=range(arguments.seeds), T=setting.T, alpha=setting.alpha,
-                                   epochs=setting.epochs, device=device, progress=arguments.progress,
-                                   scored_on=f"{score_on} images")
+        if dkd:
+            results = compare_dkd_with_kd(teacher, split.pool, scored_on, spec, nckd_weight=setting.nckd_weight,
+                                          tckd_weight=tckd_weight, **common)
+        else:
+            results = compare_students(teacher, split.pool, scored_on, spec, **common)
     except TrainingInterrupted as stop:
         if stop.partial:
-            print(results_table(stop.partial))
+            print(table(stop.partial))
         write_json(arguments.json, {**header, "interrupted": stop.message,
-                                    **(image_results_json(stop.partial) if stop.partial else {"runs": []})})
+                                    **(as_json(stop.partial) if stop.partial else {"runs": []})})
         raise
-    print(results_table(results))
-    write_json(arguments.json, {**header, **image_results_json(results)})
+    print(table(results))
+    write_json(arguments.json, {**header, **as_json(results)})
     return 0
 
 
 def image_results_json(results: dict) -> dict:
     gain = results["gain"]
     return {"baseline": results["baseline"], "distilled": results["distilled"],
-            "gain": _gain_json(gain),
+            "compared": "distilled - baseline", "gain": _gain_json(gain),
             "verdict": results["verdict"],
             "baseline_loss": results["baseline_loss"], "distilled_loss": results["distilled_loss"],
             "runs": [{key: run[key] for key in ("seed", "transfer_size", "baseline", "distilled", "baseline_loss",
@@ -248,6 +270,21 @@ def image_results_json(results: dict) -> dict:
                      for run in results["runs"]],
             "teacher_parameters": results["teacher_parameters"],
             "student_parameters": results["student_parameters"]}
+
+
+def dkd_results_json(results: dict) -> dict:
+    """compare_dkd_with_kd's results: "compared" names the headline's pair ("dkd - kd"), whose "gain" and "verdict"
+    these are; "kd_gain" and "dkd_gain" are each against the baseline."""
+    per_student = ("", "_loss", "_agreement")
+    return {**{name: results[name] for name in DKD_STUDENTS},
+            "compared": results["compared"], "gain": _gain_json(results["gain"]), "verdict": results["verdict"],
+            "kd_gain": _gain_json(results["kd_gain"]), "dkd_gain": _gain_json(results["dkd_gain"]),
+            **{f"{name}_loss": results[f"{name}_loss"] for name in DKD_STUDENTS},
+            "runs": [{"seed": run["seed"], "transfer_size": run["transfer_size"],
+                      **{f"{name}{part}": run[f"{name}{part}"] for name in DKD_STUDENTS for part in per_student}}
+                     for run in results["runs"]],
+            "tckd_weight": results["tckd_weight"], "nckd_weight": results["nckd_weight"],
+            "teacher_parameters": results["teacher_parameters"], "student_parameters": results["student_parameters"]}
 
 
 def _gain_json(gain) -> dict | None:
@@ -356,6 +393,21 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def dkd_results_table(results: dict) -> str:
+    lines = [f"{'seed':>6} {'baseline':>9} {'kd':>8} {'dkd':>8} {'dkd-kd':>8}"]
+    for run in results["runs"]:
+        lines.append(f"{run['seed']:>6} {run['baseline']:>9.4f} {run['kd']:>8.4f} {run['dkd']:>8.4f} "
+                     f"{100 * (run['dkd'] - run['kd']):>+8.2f}")
+    for name in DKD_STUDENTS:
+        summary = results[name]
+        interval = f", 95 % CI {summary['ci_low']:.4f} to {summary['ci_high']:.4f}" if "ci_low" in summary else ""
+        lines.append(f"{name:>9}: {summary['mean']:.4f} ± {summary['sd']:.4f} (mean ± sd{interval})")
+    for label, key in (("dkd - kd", "gain"), ("kd - baseline", "kd_gain"), ("dkd - baseline", "dkd_gain")):
+        lines.append(f"{label}, paired: {results[key].describe()}" if results[key] else f"{label}: {ONE_SEED}")
+    lines.append(f"parameters: teacher {results['teacher_parameters']:,}, student {results['student_parameters']:,}")
+    return "\n".join(lines)
+
+
 def write_json(path, payload) -> None:
     """Write `payload` to --json `path`; a failure (a full disk) is one line, and main's exit status says it."""
     if path and distributed.is_main_process():
@@ -407,6 +459,14 @@ temperature = _option(float, check_temperature)
 unit_interval = _option(float, check_alpha)
 
 
+def _check_weight(weight: float) -> None:
+    if not 0 <= weight < float("inf"):
+        raise ValueError(f"must be a finite number >= 0, got {weight}")
+
+
+loss_weight = _option(float, _check_weight)
+
+
 def dataset_name(text: str) -> str:
     if text == DEFAULT_CORPUS:
         return text
@@ -451,6 +511,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"default: {experiment.TEMPERATURE} (images), {language.TEMPERATURE} (text)")
     students.add_argument("--alpha", type=unit_interval, help=f"weight of the teacher term; default: "
                           f"{experiment.ALPHA} (images), {language.ALPHA} (text)")
+    students.add_argument("--method", choices=METHODS, default="kd",
+                          help="kd (default): baseline against a student distilled with kd_loss; dkd: a student "
+                               "distilled with decoupled_kd_loss against the kd one (and both against the baseline), "
+                               "at the same T and alpha (images only; notebook 11)")
+    students.add_argument("--nckd-weight", type=loss_weight, metavar="BETA",
+                          help="--method dkd: the weight on NCKD, DKD's beta (default: the dataset's, chosen on "
+                               f"validation by notebook 11; digits: {experiment.NCKD_WEIGHT})")
+    students.add_argument("--tckd-weight", type=loss_weight, metavar="WEIGHT",
+                          help="--method dkd: the weight on TCKD, DKD's alpha (default: 1)")
     images = students.add_argument_group("image datasets (defaults per dataset: README, 'The default experiment')")
     images.add_argument("--epochs", type=positive_int, help=f"student epochs (digits: {experiment.STUDENT_EPOCHS})")
     images.add_argument("--teacher-epochs", type=positive_int, help=f"digits: {experiment.TEACHER_EPOCHS}")

@@ -27,12 +27,12 @@ from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, count_parameters, teacher_spec
 from kdlab.text import CharCorpus
-from kdlab.train import evaluate, fit, train_student
+from kdlab.train import check_method, evaluate, fit, train_student
 
-__all__ = ["LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting", "Split",
-           "compare_language_students", "compare_students", "language_setting", "load_data_and_teacher",
-           "load_or_train_language_teacher", "load_or_train_teacher", "setting_for", "split_dataset",
-           "teacher_cache_name"]
+__all__ = ["DKD_STUDENTS", "LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting",
+           "Split", "compare_dkd_with_kd", "compare_language_students", "compare_students", "language_setting",
+           "load_data_and_teacher", "load_or_train_language_teacher", "load_or_train_teacher", "setting_for",
+           "split_dataset", "teacher_cache_name"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class Setting:
     T: float
     alpha: float
     validation: int  # training images held out for choosing: no teacher or student ever trains on them
+    # DKD's beta (decoupled_kd_loss's nckd_weight) at this T and alpha: the best of notebook 11's validation grid
+    # (0.5-16, 5 transfer sets; on MNIST its run by benchmarks/mnist_lessons.py); 8.0, mdistiller's CIFAR-100
+    # value, where unmeasured
+    nckd_weight: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,12 @@ SETTINGS = {
     # validation images; sweep.sweep_transfer_sets and sweep.best_cell), where T >= 4 with alpha >= 0.25 is a
     # plateau within about a point.
     "digits": Setting(teacher_epochs=30, teacher_jitter=0, transfer_size=100, student="medium", epochs=150,
-                      T=12.0, alpha=1.0, validation=300),
+                      T=12.0, alpha=1.0, validation=300, nckd_weight=1.0),
     # Real handwriting: a ConvNet teacher trained with jitter, distilled into a 2x100 MLP from 1,000 labels. T and
     # alpha: the best cell of `python benchmarks/choose_T_alpha.py --dataset mnist --data-root COPY --offline`
     # on the 10,000-image fixture (5 transfer sets, scored on its 1,000 validation images; README).
     "mnist": Setting(teacher_epochs=20, teacher_jitter=2, transfer_size=1000, student="medium", epochs=60,
-                     T=12.0, alpha=0.9, validation=1000),
+                     T=12.0, alpha=0.9, validation=1000, nckd_weight=2.0),
     # Fashion-MNIST and CIFAR-10 cannot be downloaded here: their settings are unmeasured guesses.
     "fashion-mnist": Setting(teacher_epochs=20, teacher_jitter=2, transfer_size=1000, student="medium", epochs=60,
                              T=4.0, alpha=0.9, validation=5000),
@@ -111,6 +115,7 @@ STUDENT_SIZE = SETTINGS["digits"].student
 STUDENT_EPOCHS = SETTINGS["digits"].epochs
 TEMPERATURE = SETTINGS["digits"].T
 ALPHA = SETTINGS["digits"].alpha
+NCKD_WEIGHT = SETTINGS["digits"].nckd_weight
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -212,9 +217,7 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
                                                                    alpha=alpha, **common)})
         run = {"seed": seed, "transfer_size": len(transfer)}
         for name, (model, history) in students.items():
-            scores = evaluate(model, test, teacher=teacher, device=device, per_example=True)
-            run |= {name: scores["accuracy"], f"{name}_loss": scores["loss"], f"{name}_agreement": scores["agreement"],
-                    f"{name}_correct": scores["correct"], f"{name}_history": history.as_dict()}
+            run |= _scores_of(name, model, test, teacher, device) | {f"{name}_history": history.as_dict()}
         return run
 
     def summary(runs):
@@ -230,6 +233,68 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
                 "teacher_parameters": count_parameters(teacher)}
 
     return _paired_over_seeds(seeds, compare_once, summary)
+
+
+DKD_STUDENTS = ("baseline", "kd", "dkd")  # what compare_dkd_with_kd trains per seed, in this order
+
+
+def compare_dkd_with_kd(teacher, pool: TensorData, test: TensorData, spec: dict, *, nckd_weight: float = NCKD_WEIGHT,
+                        tckd_weight: float = 1.0, transfer_size: int | None = None, seeds=(0, 1, 2, 3, 4),
+                        T: float = TEMPERATURE, alpha: float = ALPHA, epochs: int = STUDENT_EPOCHS, device=None,
+                        progress: bool = True, scored_on: str = "test images") -> dict:
+    """For each seed, three students from the same initial weights and batches on that seed's transfer set (drawn
+    as compare_students draws it): a baseline on hard labels, one distilled with kd_loss and one with
+    decoupled_kd_loss (DKD) at the same T and alpha, with tckd_weight and nckd_weight (beta); scored on `test`.
+
+    The three train at once (sweep.distill_students, equal to one-at-a-time training within float rounding).
+    Returns {"runs": [per seed, with each student's accuracy, loss, agreement and per-example "<name>_correct"],
+    "baseline", "kd", "dkd": mean_interval of accuracy, "compared": "dkd - kd", "gain": DKD - KD,
+    paired_difference_over_examples (over the seeds and the images scored on, named by `scored_on`; None for a
+    single seed), "verdict" (the gain's), "kd_gain" and "dkd_gain": each against the baseline, ...}. Ctrl-C raises
+    TrainingInterrupted whose `partial` holds the same summary over the seeds whose students all finished.
+    """
+    from kdlab.sweep import distill_students  # sweep imports this module's defaults
+
+    check_hyperparameters(T, alpha)
+    check_method("dkd", tckd_weight, nckd_weight)
+
+    def compare_once(seed):
+        transfer = pool.subset(transfer_size, seed=seed) if transfer_size else pool
+        try:
+            students = distill_students(spec, teacher, transfer, seeds=[seed] * 3, temperatures=[T] * 3,
+                                        alphas=[0.0, alpha, alpha],
+                                        dkd_weights=[None, None, (tckd_weight, nckd_weight)],
+                                        epochs=epochs, seed=seed, device=device, progress=progress)
+        except TrainingInterrupted as stop:
+            raise TrainingInterrupted(f"the baseline, KD and DKD students' {stop.message}") from None
+        run = {"seed": seed, "transfer_size": len(transfer)}
+        for name, model in zip(DKD_STUDENTS, students):
+            run |= _scores_of(name, model, test, teacher, device)
+        return run
+
+    def summary(runs):
+        def gain(control, treated):
+            return (paired_difference_over_examples([run[f"{control}_correct"] for run in runs],
+                                                    [run[f"{treated}_correct"] for run in runs], scored_on=scored_on)
+                    if len(runs) > 1 else None)
+
+        headline = gain("kd", "dkd")
+        return {"runs": runs, **{name: _spread(run[name] for run in runs) for name in DKD_STUDENTS},
+                **{f"{name}_loss": _spread(run[f"{name}_loss"] for run in runs) for name in DKD_STUDENTS},
+                "compared": "dkd - kd", "gain": headline, "verdict": headline.verdict if headline else "inconclusive",
+                "kd_gain": gain("baseline", "kd"), "dkd_gain": gain("baseline", "dkd"),
+                "tckd_weight": tckd_weight, "nckd_weight": nckd_weight,
+                "student_parameters": count_parameters(build_model(spec)),
+                "teacher_parameters": count_parameters(teacher)}
+
+    return _paired_over_seeds(seeds, compare_once, summary)
+
+
+def _scores_of(name: str, model, test: TensorData, teacher, device) -> dict:
+    """A student's accuracy, loss and agreement with the teacher on `test`, and its per-example "<name>_correct"."""
+    scores = evaluate(model, test, teacher=teacher, device=device, per_example=True)
+    return {name: scores["accuracy"], f"{name}_loss": scores["loss"], f"{name}_agreement": scores["agreement"],
+            f"{name}_correct": scores["correct"]}
 
 
 # ------------------------------------------------------------------------------------------- text

@@ -31,10 +31,11 @@ from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, student_spec
 from kdlab.progress import TrainingLoop
-from kdlab.train import evaluate
+from kdlab.train import check_method, evaluate
 
-__all__ = ["GRID_ALPHAS", "GRID_TEMPERATURES", "GRID_TRANSFER_SETS", "Grid", "best_cell", "distill_students",
-           "grid_from_cache_or_sweep", "load_or_run_grid", "sweep", "sweep_transfer_sets"]
+__all__ = ["GRID_ALPHAS", "GRID_TEMPERATURES", "GRID_TRANSFER_SETS", "Grid", "batched_dkd_gradient",
+           "batched_kd_gradient", "best_cell", "distill_students", "grid_from_cache_or_sweep", "load_or_run_grid",
+           "sweep", "sweep_transfer_sets"]
 
 GRID_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 GRID_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -154,25 +155,37 @@ def best_cell(grid: Grid) -> tuple[float, float]:
 
 
 def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, seeds, temperatures, alphas,
-                     epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3, batch_size: int = 64,
-                     device=None, progress: bool = True) -> list[nn.Module]:
+                     dkd_weights=None, epochs: int = experiment.STUDENT_EPOCHS, seed: int = 0, lr: float = 1e-3,
+                     batch_size: int = 64, device=None, progress: bool = True) -> list[nn.Module]:
     """Train len(seeds) students of one architecture at once; student k starts from
-    `build_model(spec, seeds[k])` and is distilled at temperatures[k], alphas[k].
+    `build_model(spec, seeds[k])` and is distilled at temperatures[k], alphas[k]: with kd_loss, or, where
+    `dkd_weights[k]` is a pair (tckd_weight, nckd_weight) rather than None, with decoupled_kd_loss.
 
     Equivalent, within float rounding, to `distill(build_model(spec, seeds[k]), teacher, transfer,
-    T=temperatures[k], alpha=alphas[k], seed=seed, ...)` for every k: the same batches, the same
-    loss and the same Adam. The students' parameters are stacked along a new first dimension
-    (torch.func.stack_module_state) and one batched pass computes every student's gradient: for MLPs
-    written out (`stacked_mlp_activations`, `stacked_mlp_gradients`), for other families vmap over
-    functional_call and autograd. Each student's slice of the gradient is its own gradient, and Adam,
-    elementwise, updates each slice as it would update that student alone.
+    T=temperatures[k], alpha=alphas[k], seed=seed, ...)` for every k (with method="dkd" and the weights for
+    a DKD student): the same batches, the same loss and the same Adam. The students' parameters are stacked
+    along a new first dimension (torch.func.stack_module_state) and one batched pass computes every student's
+    gradient: for MLPs written out (`stacked_mlp_activations`, `stacked_mlp_gradients`), for other families vmap
+    over functional_call and autograd; the loss's gradient with respect to the logits in closed form
+    (`batched_kd_gradient`, `batched_dkd_gradient`). Each student's slice of the gradient is its own gradient, and
+    Adam, elementwise, updates each slice as it would update that student alone. (Adam divides by the gradient's
+    size, so once a DKD student's gradient is tiny the rounding of its two computations can steer the two runs
+    apart: after about 50 epochs on the digits their weights differ by more than rounding; each is still the same
+    training, rounded differently.)
     Returns the trained students in eval mode. Ctrl-C stops at once and raises TrainingInterrupted
     (partial=None: students stopped mid-way are no grid).
     """
     seeds, temperatures, alphas = list(seeds), list(temperatures), list(alphas)
-    if not len(seeds) == len(temperatures) == len(alphas) > 0:
-        raise ValueError(f"seeds, temperatures and alphas need one entry per student, got "
-                         f"{len(seeds)}, {len(temperatures)} and {len(alphas)}")
+    dkd_weights = [None] * len(seeds) if dkd_weights is None else list(dkd_weights)
+    if not len(seeds) == len(temperatures) == len(alphas) == len(dkd_weights) > 0:
+        raise ValueError(f"seeds, temperatures, alphas (and dkd_weights, if given) need one entry per student, got "
+                         f"{len(seeds)}, {len(temperatures)}, {len(alphas)} and {len(dkd_weights)}")
+    for weights in dkd_weights:
+        if weights is not None:
+            if not isinstance(weights, (tuple, list)) or len(weights) != 2:
+                raise ValueError(f"each dkd_weights entry is None (kd_loss) or a pair (tckd_weight, nckd_weight), "
+                                 f"got {weights!r}")
+            check_method("dkd", *weights)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1 (got epochs={epochs}, batch_size={batch_size})")
     if spec.get("dropout"):
@@ -189,14 +202,28 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
     optimizer = torch.optim.Adam(parameters.values(), lr=lr, fused=True)
     T = torch.tensor(temperatures, dtype=torch.float32, device=device)
     alpha = torch.tensor(alphas, dtype=torch.float32, device=device)
+    decoupled = [k for k, weights in enumerate(dkd_weights) if weights is not None]
+    if decoupled:  # the DKD students' gradient, computed for them alone
+        decoupled_index = torch.tensor(decoupled, device=device)
+        tckd_weight, nckd_weight = (torch.tensor([float(dkd_weights[k][part]) for k in decoupled], device=device)
+                                    for part in (0, 1))
+
+    def logit_gradients(student_logits, teacher_batch, labels):
+        gradients = batched_kd_gradient(student_logits, teacher_batch, labels, T, alpha)
+        if decoupled:
+            gradients[decoupled_index] = batched_dkd_gradient(
+                student_logits[decoupled_index], teacher_batch, labels, T[decoupled_index], alpha[decoupled_index],
+                tckd_weight, nckd_weight)
+        return gradients
+
     if spec["family"] == "mlp":
         linear_names = [name for name, layer in students[0].named_children() if isinstance(layer, nn.Linear)]
 
         def set_gradients(inputs, labels, teacher_batch):
             with torch.no_grad(), autocast(device):
                 activations = stacked_mlp_activations(parameters, linear_names, inputs)
-                logit_gradients = batched_kd_gradient(activations[-1].float(), teacher_batch, labels, T, alpha)
-                gradients = stacked_mlp_gradients(parameters, linear_names, activations, logit_gradients)
+                gradients = stacked_mlp_gradients(parameters, linear_names, activations,
+                                                  logit_gradients(activations[-1].float(), teacher_batch, labels))
             for name, gradient in gradients.items():
                 parameters[name].grad = gradient.to(parameters[name].dtype)
     else:
@@ -210,10 +237,9 @@ def distill_students(spec: dict, teacher: nn.Module, transfer: TensorData, *, se
         def set_gradients(inputs, labels, teacher_batch):
             with autocast(device):
                 logits = all_logits(parameters, buffers, inputs)  # (K, B, C)
-            logit_gradients = batched_kd_gradient(logits.detach().float().transpose(1, 2), teacher_batch, labels,
-                                                  T, alpha)
+            gradients = logit_gradients(logits.detach().float().transpose(1, 2), teacher_batch, labels)
             optimizer.zero_grad(set_to_none=True)
-            logits.backward(logit_gradients.transpose(1, 2).to(logits.dtype))
+            logits.backward(gradients.transpose(1, 2).to(logits.dtype))
     try:
         with TrainingLoop(epochs, "epochs", f"{len(students)} students", progress=progress, device=device) as loop:
             for _ in loop:
@@ -279,6 +305,31 @@ def batched_kd_gradient(student_logits, teacher_logits, labels, T, alpha):
     soft = torch.softmax(student_logits / T, dim=1) - torch.softmax(teacher_logits.t() / T, dim=1)
     hard = torch.softmax(student_logits, dim=1) - F.one_hot(labels, student_logits.shape[1]).t()
     return (alpha * T * soft + (1 - alpha) * hard) / student_logits.shape[-1]
+
+
+def batched_dkd_gradient(student_logits, teacher_logits, labels, T, alpha, tckd_weight, nckd_weight):
+    """The gradient of kdlab.losses.decoupled_kd_loss with respect to the logits, for K students at once: shapes as
+    batched_kd_gradient's, with per-student tckd_weight and nckd_weight of shape (K,).
+
+    With s = z/T, p the student's softmax at T, g the target, p^t the teacher's, and q, q^t the two softmaxes over
+    the non-target classes alone: TCKD's gradient with respect to s is (p_g - p^t_g) at g and -(p_g - p^t_g) q_j
+    elsewhere (TCKD depends on s only through the log-odds s_g - logsumexp of the others); NCKD's is q_j - q^t_j
+    off the target and 0 on it. The soft term alpha * T^2 * mean(w_t TCKD + w_n NCKD) then contributes
+    alpha * T * (w_t dTCKD/ds + w_n dNCKD/ds) / B, and the hard term (1 - alpha) * (s - y) / B as in KD. With
+    w_t = 1 and w_n = 1 - p^t_g this is KD's (q - p), which the tests check.
+    """
+    T, alpha = T[:, None, None], alpha[:, None, None]
+    tckd_weight, nckd_weight = tckd_weight[:, None, None], nckd_weight[:, None, None]
+    is_target = F.one_hot(labels, student_logits.shape[1]).t().bool()  # (C, B), class-major
+    scaled_student, scaled_teacher = student_logits / T, teacher_logits.t() / T
+    gap = torch.softmax(scaled_student, dim=1) - torch.softmax(scaled_teacher, dim=1)
+    target_gap = gap.masked_fill(~is_target, 0).sum(dim=1, keepdim=True)  # p_g - p^t_g, (K, 1, B)
+    non_target = torch.softmax(scaled_student.masked_fill(is_target, -math.inf), dim=1)  # q, 0 on the target
+    non_target_teacher = torch.softmax(scaled_teacher.masked_fill(is_target, -math.inf), dim=1)
+    tckd = torch.where(is_target, target_gap, -target_gap * non_target)
+    nckd = non_target - non_target_teacher
+    hard = torch.softmax(student_logits, dim=1) - F.one_hot(labels, student_logits.shape[1]).t()
+    return (alpha * T * (tckd_weight * tckd + nckd_weight * nckd) + (1 - alpha) * hard) / student_logits.shape[-1]
 
 
 def _check_axes(temperatures, alphas) -> tuple[tuple[float, ...], tuple[float, ...]]:

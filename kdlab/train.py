@@ -16,6 +16,7 @@ Design choices that make the comparison fair and the loop fast:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -26,11 +27,13 @@ from torch import nn
 from kdlab import distributed
 from kdlab.data import TensorData, jitter, make_loader
 from kdlab.device import autocast, pick_device, predict_logits
-from kdlab.losses import check_hyperparameters, kd_loss
+from kdlab.losses import check_hyperparameters, decoupled_kd_loss, kd_loss
 from kdlab.models import build_model
 from kdlab.progress import TrainingLoop
 
-__all__ = ["History", "distill", "evaluate", "fit", "train_student"]
+__all__ = ["METHODS", "History", "check_method", "distill", "evaluate", "fit", "train_student"]
+
+METHODS = ("kd", "dkd")  # how a distilled student learns from its teacher: kd_loss, or decoupled_kd_loss
 
 
 @dataclass
@@ -91,8 +94,10 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
         lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
         device=None, progress: bool = True, teacher: nn.Module | None = None,
         T: float = 4.0, alpha: float = 0.9, on_epoch: Callable[[History], None] | None = None,
-        compile: bool = False, jitter_pixels: int = 0, label_smoothing: float = 0.0) -> History:
-    """Train `model` in place with Adam on hard labels; with `teacher`, distill instead (kd_loss at T, alpha).
+        compile: bool = False, jitter_pixels: int = 0, label_smoothing: float = 0.0, method: str = "kd",
+        tckd_weight: float = 1.0, nckd_weight: float = 8.0) -> History:
+    """Train `model` in place with Adam on hard labels; with `teacher`, distill instead: kd_loss at T, alpha, or
+    with method="dkd" decoupled_kd_loss at T, alpha, tckd_weight and nckd_weight (notebook 11).
 
     Returns the per-epoch history. The same seed gives identical numbers on the CPU. `on_epoch`,
     if given, is called with the history after every epoch (a progress bar, a live curve).
@@ -105,6 +110,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     DistributedDataParallel, each process taking a share of every batch (see kdlab.distributed).
     """
     _check_fit_options(epochs, batch_size, teacher is not None, T, alpha, jitter_pixels, label_smoothing)
+    check_method(method, tckd_weight, nckd_weight, distilling=teacher is not None)
     device = distributed.join(pick_device(device))
     rank, _ = distributed.world()
     torch.manual_seed(seed + rank)  # dropout draws from the global generator
@@ -124,6 +130,9 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     def loss_of(logits, labels, cached):
         if not len(labels):  # a rank with no examples in a short last batch still takes part
             return logits.float().sum()
+        if cached and method == "dkd":
+            return decoupled_kd_loss(logits, cached[0], labels, T=T, alpha=alpha, tckd_weight=tckd_weight,
+                                     nckd_weight=nckd_weight, check_inputs=False)
         if cached:
             return kd_loss(logits, cached[0], labels, T=T, alpha=alpha, check_inputs=False)
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
@@ -167,6 +176,17 @@ def _check_fit_options(epochs, batch_size, distilling: bool, T, alpha, jitter_pi
         raise ValueError(f"jitter_pixels must be 0 or more, got {jitter_pixels}")
 
 
+def check_method(method: str, tckd_weight: float = 1.0, nckd_weight: float = 8.0, *, distilling: bool = True) -> None:
+    """Refuse an unknown method, DKD without a teacher, or a DKD weight that is not a finite number >= 0."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "dkd" and not distilling:
+        raise ValueError('method="dkd" distills from a teacher; pass teacher=..., or train on labels with method="kd"')
+    for name, weight in (("tckd_weight", tckd_weight), ("nckd_weight", nckd_weight)):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
+
+
 def _teacher_targets(teacher, train: TensorData, test: TensorData | None, device):
     """The teacher's logits on the training set (computed once, sliced with every batch) and its top-1
     predictions on the test set (for agreement); empty and None without a teacher."""
@@ -207,7 +227,7 @@ def distill(student: nn.Module, teacher: nn.Module, train: TensorData, test: Ten
 def train_student(spec: dict, train: TensorData, test: TensorData | None = None, *, teacher: nn.Module | None = None,
                   seed: int = 0, **options) -> tuple[nn.Module, History]:
     """(student, history): a new network built from `spec` with `seed`, trained by `fit` on hard labels,
-    or distilled from `teacher` (T and alpha among the options). Two calls with the same spec and seed
+    or distilled from `teacher` (T, alpha and the method among the options). Two calls with the same spec and seed
     start from the same weights and see the same batches: a paired comparison."""
     student = build_model(spec, seed=seed)
     return student, fit(student, train, test, teacher=teacher, seed=seed, **options)

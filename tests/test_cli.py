@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kdlab import experiment
 from kdlab.__main__ import main
 from kdlab.checkpoints import save_checkpoint
 from kdlab.experiment import TEACHER_EPOCHS
@@ -46,6 +47,47 @@ def test_distill_prints_a_table_and_writes_json(tmp_path, capsys):
     assert "teacher trained on 997 of 1297 training images" in printed and "scored on the 500 test images" in printed
     assert 0 <= results["teacher"]["validation_accuracy"] <= 1
     assert (tmp_path / "teacher-digits-epochs3-seed0.pt").exists()  # cached for the next run, apart from the default
+    assert results["compared"] == "distilled - baseline" and results["settings"]["method"] == "kd"
+
+
+def test_distill_method_dkd_compares_dkd_with_kd_and_says_so(tmp_path, capsys):
+    output = tmp_path / "results.json"
+    assert main(["distill", "--method", "dkd", "--nckd-weight", "2", "--data-root", str(tmp_path), *QUICK,
+                 "--no-progress", "--json", str(output)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(output.read_text())
+    assert results["compared"] == "dkd - kd"
+    assert results["settings"] | {"method": "dkd", "tckd_weight": 1.0, "nckd_weight": 2.0} == results["settings"]
+    assert results["gain"]["mean"] == pytest.approx(sum(run["dkd"] - run["kd"] for run in results["runs"]) / 2)
+    assert results["gain"]["covers"] == "seeds and test images" and results["gain"]["examples"] == 500
+    assert results["verdict"] in ("helps", "hurts", "inconclusive") and "dkd - kd, paired: " in printed
+    for name, control, treated in (("kd_gain", "baseline", "kd"), ("dkd_gain", "baseline", "dkd")):
+        assert results[name]["mean"] == pytest.approx(
+            sum(run[treated] - run[control] for run in results["runs"]) / 2)
+    assert [run["seed"] for run in results["runs"]] == [0, 1]
+    assert {"baseline", "kd", "dkd", "kd_agreement", "dkd_loss"} <= set(results["runs"][0])
+    assert "KD and DKD (tckd_weight=1.0, nckd_weight=2.0)" in printed and "kd - baseline, paired:" in printed
+
+
+def test_distill_method_dkd_takes_the_datasets_beta_by_default(tmp_path):
+    output = tmp_path / "results.json"
+    assert main(["distill", "--method", "dkd", "--data-root", str(tmp_path), *QUICK, "--seeds", "1", "--no-progress",
+                 "--json", str(output)]) == 0
+    results = json.loads(output.read_text())
+    assert results["settings"]["nckd_weight"] == results["nckd_weight"] == experiment.SETTINGS["digits"].nckd_weight
+    assert results["gain"] is None and results["verdict"] == "inconclusive"  # one seed: no interval
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--nckd-weight", "2"], "--nckd-weight applies only to --method dkd"),
+    (["--method", "kd", "--tckd-weight", "2", "--nckd-weight", "1"], "--nckd-weight, --tckd-weight apply only to"),
+    (["--dataset", "pydoc-text", "--method", "dkd"], "--method dkd distills image classifiers"),
+    (["--text", "notes.txt", "--method", "dkd"], "--method dkd distills image classifiers"),
+])
+def test_dkd_options_out_of_place_are_refused_before_any_work(tmp_path, capsys, arguments, message):
+    assert main(["distill", "--data-root", str(tmp_path), *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_teacher_is_reused_from_its_checkpoint(tmp_path, capsys):
@@ -104,6 +146,11 @@ def test_a_teacher_whose_metadata_is_hostile_is_reported_and_retrained(tmp_path,
     (["distill", "-T", "1e-300"], "T must be a number in [0.05, 100]"),
     (["distill", "--temperature", "hot"], "expected a real number"),
     (["distill", "--alpha", "1.5"], "alpha must be a finite number in [0, 1]"),
+    (["distill", "--method", "fkd"], "invalid choice: 'fkd'"),
+    (["distill", "--method", "dkd", "--nckd-weight", "-1"], "--nckd-weight: must be a finite number >= 0, got -1.0"),
+    (["distill", "--method", "dkd", "--nckd-weight", "nan"], "--nckd-weight: must be a finite number >= 0, got nan"),
+    (["distill", "--method", "dkd", "--tckd-weight", "inf"], "--tckd-weight: must be a finite number >= 0, got inf"),
+    (["distill", "--method", "dkd", "--tckd-weight", "heavy"], "expected a real number"),
     (["teacher", "--seed", "99999999999999999999999"], "the seed must be a whole number from 0 to 2147483647"),
     (["distill", "--seeds", "0"], "at least 1"),
     (["distill", "--epochs", "3.5"], "expected a whole number, got '3.5'"),

@@ -11,6 +11,7 @@ from kdlab.data import load_dataset
 from kdlab.experiment import (
     VALIDATION_SEED,
     Split,
+    compare_dkd_with_kd,
     compare_students,
     load_data_and_teacher,
     load_or_train_teacher,
@@ -77,6 +78,57 @@ def test_the_gain_is_the_mean_paired_difference_with_its_interval(digits_and_tea
     single = compare_students(teacher, train, test, small_spec(train), transfer_size=60, seeds=[0], epochs=1,
                               progress=False)
     assert single["gain"] is None and single["verdict"] == "inconclusive"
+
+
+def test_dkd_against_kd_pairs_three_students_per_seed_and_reports_dkd_minus_kd(digits_and_teacher):
+    train, test, teacher = digits_and_teacher
+    spec = small_spec(train)
+    results = compare_dkd_with_kd(teacher, train, test, spec, nckd_weight=4.0, tckd_weight=0.5, transfer_size=60,
+                                  seeds=(3, 4, 5), T=4.0, alpha=0.9, epochs=3, progress=False)
+    for run in results["runs"]:  # each student as if trained alone, from the seed's weights, on its transfer set
+        transfer = train.subset(60, seed=run["seed"])
+        for name, options in (("baseline", {"alpha": 0.0}), ("kd", {"alpha": 0.9}),
+                              ("dkd", {"alpha": 0.9, "method": "dkd", "tckd_weight": 0.5, "nckd_weight": 4.0})):
+            alone = build_model(spec, seed=run["seed"])
+            distill(alone, teacher, transfer, T=4.0, epochs=3, seed=run["seed"], progress=False, **options)
+            assert run[name] == pytest.approx(evaluate(alone, test)["accuracy"], abs=1 / len(test))
+            assert sum(run[f"{name}_correct"]) / len(test) == pytest.approx(run[name])
+    assert results["compared"] == "dkd - kd" and (results["tckd_weight"], results["nckd_weight"]) == (0.5, 4.0)
+    gain = results["gain"]
+    assert gain["mean"] == pytest.approx(sum(run["dkd"] - run["kd"] for run in results["runs"]) / 3)
+    assert gain["covers"] == "seeds and test images" and gain["examples"] == len(test)
+    expected = paired_difference_over_examples([run["kd_correct"] for run in results["runs"]],
+                                               [run["dkd_correct"] for run in results["runs"]])
+    assert (gain["ci_low"], gain["ci_high"]) == pytest.approx((expected["ci_low"], expected["ci_high"]))
+    assert results["verdict"] == gain.verdict
+    for name in ("kd", "dkd"):
+        assert results[f"{name}_gain"]["mean"] == pytest.approx(
+            sum(run[name] - run["baseline"] for run in results["runs"]) / 3)
+    single = compare_dkd_with_kd(teacher, train, test, spec, transfer_size=60, seeds=[0], epochs=1, progress=False)
+    assert single["gain"] is None and single["verdict"] == "inconclusive"
+    assert single["nckd_weight"] == experiment.NCKD_WEIGHT == experiment.SETTINGS["digits"].nckd_weight
+
+
+def test_dkd_against_kd_refuses_bad_weights_and_keeps_the_finished_seeds_on_ctrl_c(digits_and_teacher, monkeypatch):
+    train, test, teacher = digits_and_teacher
+    with pytest.raises(ValueError, match="nckd_weight must be a finite number >= 0"):
+        compare_dkd_with_kd(teacher, train, test, small_spec(train), nckd_weight=-1.0, seeds=[0], epochs=1)
+    from kdlab import sweep
+
+    real = sweep.distill_students
+
+    def stop_at_seed_1(*arguments, seed, **options):
+        if seed == 1:
+            raise TrainingInterrupted("the sweep of 3 students: interrupted after 0 of 2 epochs; nothing was saved")
+        return real(*arguments, seed=seed, **options)
+
+    monkeypatch.setattr(sweep, "distill_students", stop_at_seed_1)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        compare_dkd_with_kd(teacher, train, test, small_spec(train), transfer_size=60, seeds=range(3), epochs=2,
+                            progress=False)
+    assert "seed 1" in stopped.value.message and "baseline, KD and DKD students" in stopped.value.message
+    assert [run["seed"] for run in stopped.value.partial["runs"]] == [0]
+    assert stopped.value.partial["gain"] is None
 
 
 def interrupting_build_model(monkeypatch, arm, *, seed_to_stop, forward_calls):

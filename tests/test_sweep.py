@@ -10,10 +10,11 @@ from kdlab import sweep as sweep_module
 from kdlab.data import TensorData, load_dataset
 from kdlab.experiment import Split
 from kdlab.interrupt import TrainingInterrupted
-from kdlab.losses import kd_loss
+from kdlab.losses import decoupled_kd_loss, kd_loss
 from kdlab.models import build_model, cnn_spec, mlp_spec, student_spec, teacher_spec
 from kdlab.sweep import (
     Grid,
+    batched_dkd_gradient,
     batched_kd_gradient,
     best_cell,
     distill_students,
@@ -64,6 +65,63 @@ def test_batched_kd_gradient_equals_autograd_of_kd_loss_per_student():
         logits = students[k].t().clone().requires_grad_()
         kd_loss(logits, teacher, labels, T=temperatures[k], alpha=alphas[k]).backward()
         torch.testing.assert_close(gradients[k], logits.grad.t())
+
+
+def test_batched_dkd_gradient_equals_autograd_of_decoupled_kd_loss_per_student():
+    generator = torch.Generator().manual_seed(3)
+    students = torch.randn(4, 10, 16, generator=generator) * 5  # class-major: (K, C, B)
+    teacher = torch.randn(16, 10, generator=generator) * 5
+    teacher[:4, :] = 0
+    teacher[torch.arange(4), torch.arange(4)] = 60.0  # a teacher sure of some labels: 1 - p_t rounds to 0 there
+    labels = torch.cat([torch.arange(4), torch.randint(0, 10, (12,), generator=generator)])
+    temperatures, alphas = [1.0, 4.0, 12.0, 4.0], [1.0, 0.5, 0.9, 0.0]
+    tckd_weights, nckd_weights = [1.0, 2.0, 0.5, 1.0], [8.0, 1.0, 0.0, 8.0]
+    gradients = batched_dkd_gradient(students, teacher, labels, *(torch.tensor(values) for values in (
+        temperatures, alphas, tckd_weights, nckd_weights)))
+    assert torch.isfinite(gradients).all()
+    for k in range(4):
+        logits = students[k].t().clone().requires_grad_()
+        decoupled_kd_loss(logits, teacher, labels, T=temperatures[k], alpha=alphas[k], tckd_weight=tckd_weights[k],
+                          nckd_weight=nckd_weights[k]).backward()
+        torch.testing.assert_close(gradients[k], logits.grad.t())
+
+
+def test_kd_and_dkd_students_train_together_batched_as_they_would_alone(setting):
+    """A baseline, a KD and two DKD students in one pass, each equal to its own one-at-a-time run; on the MLP path
+    and on the vmap path (a CNN)."""
+    _, test, teacher, transfer, spec = setting
+    images = TensorData(torch.randn(40, 3, 8, 8, generator=torch.Generator().manual_seed(4)),
+                        torch.arange(40) % 10, tuple("0123456789"), "colour")
+    cases = [(spec, teacher, transfer, 64),
+             (student_spec((3, 8, 8), "tiny"), build_model(cnn_spec((3, 8, 8), channels=(4,)), seed=0), images, 16)]
+    students = [(4.0, 0.0, None), (4.0, 0.9, None), (4.0, 0.9, (1.0, 8.0)), (12.0, 1.0, (0.5, 2.0))]
+    for student_spec_, teacher_, data, batch_size in cases:
+        batched = distill_students(student_spec_, teacher_, data, seeds=[7] * len(students),
+                                   temperatures=[T for T, _, _ in students], alphas=[alpha for _, alpha, _ in students],
+                                   dkd_weights=[weights for _, _, weights in students], epochs=4, seed=2,
+                                   batch_size=batch_size, progress=False)
+        for k, (T, alpha, weights) in enumerate(students):
+            alone = build_model(student_spec_, seed=7)  # all four from the same weights: a paired comparison
+            method = {} if weights is None else {"method": "dkd", "tckd_weight": weights[0], "nckd_weight": weights[1]}
+            distill(alone, teacher_, data, T=T, alpha=alpha, epochs=4, seed=2, batch_size=batch_size, progress=False,
+                    **method)
+            for ours, theirs in zip(batched[k].state_dict().values(), alone.state_dict().values()):
+                torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+        first_layer = next(iter(batched[1].state_dict()))
+        assert not torch.allclose(batched[1].state_dict()[first_layer], batched[2].state_dict()[first_layer])
+
+
+@pytest.mark.parametrize("dkd_weights, message", [
+    ([None], "need one entry per student"),
+    ([None, (1.0,)], "is None \\(kd_loss\\) or a pair"),
+    ([None, (1.0, -2.0)], "nckd_weight must be a finite number >= 0"),
+    ([None, (float("inf"), 2.0)], "tckd_weight must be a finite number >= 0"),
+])
+def test_bad_dkd_weights_are_refused(setting, dkd_weights, message):
+    _, _, teacher, transfer, spec = setting
+    with pytest.raises(ValueError, match=message):
+        distill_students(spec, teacher, transfer, seeds=[0, 1], temperatures=[4.0, 4.0], alphas=[0.5, 0.5],
+                         dkd_weights=dkd_weights, epochs=1, progress=False)
 
 
 def test_stacked_mlp_gradients_equal_autograd_through_each_student():

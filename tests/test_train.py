@@ -169,3 +169,44 @@ def test_evaluate_per_example_says_which_examples_are_right_and_matches_the_accu
     assert sum(scores["correct"]) / len(test) == pytest.approx(scores["accuracy"])
     assert "agreement" in scores
     assert evaluate(model, test, teacher=teacher).keys() == scores.keys() - {"correct"}  # only when asked
+
+
+def test_method_dkd_takes_adams_step_on_decoupled_kd_loss(digits):
+    from kdlab.losses import decoupled_kd_loss
+
+    train, _ = digits
+    transfer = train.subset(64)
+    teacher = build_model(mlp_spec(train.input_shape, hidden=(32,)), seed=1)
+    student = small_student(train)
+    by_hand = small_student(train)
+    fit(student, transfer, teacher=teacher, method="dkd", T=4.0, alpha=0.7, tckd_weight=0.5, nckd_weight=3.0,
+        epochs=1, batch_size=64, progress=False)  # one batch: one step
+    optimizer = torch.optim.Adam(by_hand.parameters(), lr=1e-3)
+    by_hand.train()
+    loss = decoupled_kd_loss(by_hand(transfer.inputs), predict_logits(teacher, transfer.inputs), transfer.labels,
+                             T=4.0, alpha=0.7, tckd_weight=0.5, nckd_weight=3.0)
+    loss.backward()
+    optimizer.step()
+    for ours, theirs in zip(student.parameters(), by_hand.parameters()):
+        torch.testing.assert_close(ours, theirs)
+    kd_student = small_student(train)
+    fit(kd_student, transfer, teacher=teacher, T=4.0, alpha=0.7, epochs=1, batch_size=64, progress=False)
+    assert not torch.allclose(next(kd_student.parameters()), next(student.parameters()))  # not kd_loss's step
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"method": "dkd"}, 'method="dkd" distills from a teacher'),
+    ({"method": "fkd", "teacher": True}, "method must be one of kd, dkd, got 'fkd'"),
+    ({"method": "dkd", "teacher": True, "nckd_weight": -1.0}, "nckd_weight must be a finite number >= 0, got -1.0"),
+    ({"method": "dkd", "teacher": True, "tckd_weight": float("nan")}, "tckd_weight must be a finite number >= 0"),
+    ({"method": "dkd", "teacher": True, "nckd_weight": "8"}, "nckd_weight must be a finite number >= 0, got '8'"),
+])
+def test_a_bad_method_or_dkd_weight_is_refused_before_any_training(digits, options, message):
+    train, _ = digits
+    options = dict(options)
+    teacher = build_model(mlp_spec(train.input_shape, hidden=(8,)), seed=0) if options.pop("teacher", False) else None
+    model = small_student(train)
+    before = [parameter.detach().clone() for parameter in model.parameters()]
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fit(model, train.subset(50), teacher=teacher, epochs=1, progress=False, **options)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
