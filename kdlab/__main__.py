@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-from kdlab import distributed, experiment, language
+from kdlab import distributed, experiment, language, language_sources
 from kdlab.checkpoints import (
     check_writable_folder,
     collect_unsaved,
@@ -170,7 +170,7 @@ def run_teacher(arguments, device) -> int:
 # experiment's own defaults (experiment.SETTINGS, experiment.LANGUAGE_SETTING) fill what was not given.
 IMAGE_OPTIONS = {"--epochs": "epochs", "--teacher-epochs": "teacher_epochs", "--student": "student",
                  "--transfer-size": "transfer_size", "--validation": "validation", "--score-on": "score_on"}
-TEXT_OPTIONS = {"--steps": "steps", "--teacher-steps": "teacher_steps"}
+TEXT_OPTIONS = {"--steps": "steps", "--teacher-steps": "teacher_steps", "--divergence": "divergence"}
 DKD_OPTIONS = {"--nckd-weight": "nckd_weight", "--tckd-weight": "tckd_weight"}  # --method dkd's own
 
 
@@ -293,7 +293,11 @@ def _gain_json(gain) -> dict | None:
     return {key: gain[key] for key in keys if key in gain} if gain else None
 
 
-def run_language_distill(arguments, device, **given) -> int:
+def run_language_distill(arguments, device, *, divergence=None, **given) -> int:
+    if divergence == "reverse" and (given["T"] is not None or given["alpha"] is not None):
+        print("error: --divergence reverse compares forward and reverse KL at T = 1, alpha = 1 (notebook 12); "
+              "leave out --temperature and --alpha", file=sys.stderr)
+        return 2
     setting = experiment.language_setting(**given)
     corpus = load_corpus(arguments.text)
     teacher_spec, student_spec = language.language_specs(corpus)
@@ -301,11 +305,14 @@ def run_language_distill(arguments, device, **given) -> int:
         corpus, root=arguments.data_root, spec=teacher_spec, steps=setting.teacher_steps, device=device,
         progress=arguments.progress)
     print(f"{corpus.name}: {len(corpus.train):,} training and {len(corpus.validation):,} validation characters, "
-          f"{corpus.vocab_size} symbols; students trained {setting.steps} steps, T={setting.T}, "
-          f"alpha={setting.alpha}, {arguments.seeds} seeds")
+          f"{corpus.vocab_size} symbols; {arguments.seeds} seeds" + (
+              "" if divergence == "reverse" else f", students trained {setting.steps} steps, T={setting.T}, "
+                                                 f"alpha={setting.alpha}"))
     header = {"dataset": corpus.name, "device": str(device),
               "settings": {**dataclasses.asdict(setting), "seeds": arguments.seeds, "teacher_spec": teacher_spec,
                            "student_spec": student_spec}}
+    if divergence == "reverse":
+        return run_divergences(arguments, device, teacher, corpus, student_spec, header, given["steps"])
     try:
         results = experiment.compare_language_students(
             teacher, corpus, student_spec, seeds=range(arguments.seeds), steps=setting.steps,
@@ -316,6 +323,40 @@ def run_language_distill(arguments, device, **given) -> int:
         raise
     write_json(arguments.json, {**header, **language_results_json(results, echo=True)})
     return 0
+
+
+def run_divergences(arguments, device, teacher, corpus, student_spec, header, steps) -> int:
+    """Notebook 12's headline: students distilled by forward and by reverse KL, paired over seeds."""
+    steps = steps or language_sources.STEPS
+    header = {**header, "settings": {**header["settings"], "divergence": "reverse", "T": 1.0, "alpha": 1.0,
+                                     "steps": steps, "warmup_steps": language_sources.WARMUP_STEPS}}
+    print(f"forward against reverse KL: {language_sources.WARMUP_STEPS} shared steps on labels, then {steps} "
+          "distilling steps each, T = 1, alpha = 1")
+    try:
+        results = language_sources.compare_divergences(teacher, corpus, student_spec, divergence="reverse",
+                                                       seeds=range(arguments.seeds), steps=steps, device=device,
+                                                       progress=arguments.progress)
+    except TrainingInterrupted as stop:
+        write_json(arguments.json, {**header, "interrupted": stop.message,
+                                    **(divergence_results_json(stop.partial) if stop.partial else {"runs": []})})
+        raise
+    write_json(arguments.json, {**header, **divergence_results_json(results, echo=True)})
+    return 0
+
+
+def divergence_results_json(results: dict, *, echo: bool = False) -> dict:
+    """Validation losses of the forward- and reverse-KL students; the gain is forward - reverse."""
+    scores = {"teacher": {"validation_loss": results["teacher"], "sd": 0.0}}
+    scores |= {name: {"validation_loss": results[name]["mean"], "sd": results[name]["sd"]}
+               for name in ("forward", "reverse")}
+    gain = results["gain"]
+    if echo:
+        for name, score in scores.items():
+            print(f"{name:>9}: {score['validation_loss']:.4f} ± {score['sd']:.4f} nats/char")
+        print(f"forward - reverse, paired: {gain.describe(unit_scale=1, unit='nats/char', decimals=3)}" if gain
+              else ONE_SEED)
+    return {**scores, "compared": "forward - reverse", "gain": _gain_json(gain), "verdict": results["verdict"],
+            "runs": [{key: run[key] for key in ("seed", "forward", "reverse")} for run in results["runs"]]}
 
 
 def language_results_json(results: dict, *, echo: bool = False) -> dict:
@@ -538,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--text", metavar="FILE", help="a UTF-8 text file to use instead of Python's help text")
     text.add_argument("--steps", type=positive_int, help=f"student training steps (default: {language.STUDENT_STEPS})")
     text.add_argument("--teacher-steps", type=positive_int, help=f"default: {language.TEACHER_STEPS}")
+    text.add_argument("--divergence", choices=("forward", "reverse"),
+                      help="forward (default): labels against kd_loss; reverse: forward against reverse KL, "
+                           "paired (notebook 12)")
     students.set_defaults(run=run_distill)
 
     fetch = commands.add_parser("download", help="download a torchvision dataset into --data-root")

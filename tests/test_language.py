@@ -180,6 +180,33 @@ def test_cli_runs_the_language_experiment_and_writes_json(tmp_path, capsys):
     assert list(tmp_path.glob("*.pt")) == [teacher_path(tmp_path, load_corpus(text), 0)]
 
 
+def test_cli_compares_forward_with_reverse_kl_paired_as_notebook_12_does(tmp_path, capsys):
+    text = tmp_path / "story.txt"
+    text.write_text("Once upon a time, a small model learned from a larger one. " * 40, encoding="utf-8")
+    output = tmp_path / "results.json"
+    assert main(["distill", "--text", str(text), "--data-root", str(tmp_path), "--divergence", "reverse",
+                 "--teacher-steps", "3", "--steps", "2", "--seeds", "2", "--no-progress", "--device", "cpu",
+                 "--json", str(output)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(output.read_text())
+    assert results["compared"] == "forward - reverse" and results["settings"]["divergence"] == "reverse"
+    assert (results["settings"]["T"], results["settings"]["alpha"], results["settings"]["steps"]) == (1.0, 1.0, 2)
+    differences = [run["forward"] - run["reverse"] for run in results["runs"]]  # lower loss is better
+    assert [run["seed"] for run in results["runs"]] == [0, 1] and len(set(differences)) == 2
+    assert results["gain"]["n"] == 2 and results["gain"]["mean"] == pytest.approx(sum(differences) / 2)
+    assert f"forward - reverse, paired: {results['gain']['mean']:+.3f} nats/char" in printed
+    assert "T=" not in printed.splitlines()[0]  # the labels-vs-KD settings are not what ran
+
+
+def test_cli_reverse_kl_refuses_a_temperature_or_alpha_it_would_not_use(tmp_path, capsys):
+    assert main(["distill", "--dataset", "pydoc-text", "--data-root", str(tmp_path), "--divergence", "reverse",
+                 "-T", "2"]) == 2
+    assert "leave out --temperature and --alpha" in capsys.readouterr().err
+    assert main(["distill", "--data-root", str(tmp_path), "--divergence", "reverse"]) == 2
+    assert "--divergence only apply to --dataset pydoc-text or --text" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "no text file at"), (b"", "is empty"), (b"GIF89a\x00\x01\x00", "looks binary")])
 def test_cli_bad_text_file_is_an_error_not_a_traceback(tmp_path, content, message, run_cli):
