@@ -6,6 +6,11 @@ figure with `show(figure, alt=...)`, which gives it alt text every reader of the
 `use_projector_style` makes everything legible from the back row and safe for colour-blind eyes:
 matplotlib's tableau-colorblind10 colours, each line with its own dash, and viridis for matrices.
 Matrices, per-seed curves and per-seed gains are drawn by seaborn.
+
+JupyterLab shrinks an image to its cell's width (about CELL_WIDTH_PX at 1440x900 with the file browser open), so
+`show` records, beside the alt text, the smallest font the figure was drawn with in pixels at the PNG's natural size
+(`smallest_font_px`), and warns when that text would show under MIN_TEXT_PX in such a cell. A table is shown with
+`show_table`: an HTML table, which JupyterLab scrolls in its own box instead of wrapping a printed line mid-number.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping, Sequence
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,12 +30,13 @@ import torch
 import torch.nn.functional as F
 from cycler import cycler
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
 from kdlab.losses import soft_targets
 
 __all__ = ["COLOURS", "DASHES", "HATCHES", "LINE_STYLES", "class_similarity", "figure_bundle", "mean_soft_targets",
            "plot_class_similarity", "plot_heatmap", "plot_learning_curves", "plot_paired_gains", "plot_soft_targets",
-           "show", "show_digits", "use_projector_style"]
+           "show", "show_digits", "show_table", "smallest_font_px", "table_bundle", "use_projector_style"]
 
 # Tableau's colour-blind-safe ten (matplotlib's "tableau-colorblind10" style). Colour alone never carries a
 # meaning: lines also differ in dash, and bars in hatching, in the same order.
@@ -55,6 +63,11 @@ PROJECTOR_STYLE = {
     "image.cmap": "viridis",
 }
 
+# What a class must read, on screen, and the width JupyterLab 4 gives an output at 1440x900 with the file browser
+# open (measured in Chromium: 1000 pixels; 1092 on a 1280x720 projector with the file browser collapsed).
+MIN_TEXT_PX = 11
+CELL_WIDTH_PX = 1000
+
 _METRIC_LABELS = {
     "train_loss": "training loss",
     "test_loss": "test loss (cross-entropy)",
@@ -69,7 +82,7 @@ def use_projector_style() -> None:
     plt.rcParams.update(PROJECTOR_STYLE)
 
 
-def figure_bundle(png: bytes, alt: str) -> tuple[dict, dict]:
+def figure_bundle(png: bytes, alt: str, smallest_font_px: float | None = None) -> tuple[dict, dict]:
     """A PNG as a display bundle and its metadata, with `alt` where each reader of a notebook looks for it.
 
     JupyterLab (4.6) and nbconvert's default HTML template ignore alt metadata on image/png, but prefer
@@ -77,26 +90,118 @@ def figure_bundle(png: bytes, alt: str) -> tuple[dict, dict]:
     <img alt=...> there. image/png stays for what takes no HTML (LaTeX/PDF export, GitHub), its metadata
     holding the alt as IPython.display.Image writes it (read by nbconvert's classic template), and
     text/plain is the alt text itself, for a terminal or a screen reader reading the text outputs.
+    `smallest_font_px`, the smallest text in pixels at the PNG's natural size, joins the alt in the metadata,
+    where a layout test reads it to work out how large that text shows once JupyterLab has scaled the image.
     """
     if not alt or not alt.strip():
         raise ValueError("give alt text that says what the figure shows: a reader who cannot see it gets only that")
     encoded = base64.b64encode(png).decode("ascii")
     picture = f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt.strip(), quote=True)}"/>'
-    return ({"image/png": encoded, "text/html": picture, "text/plain": alt.strip()},
-            {"image/png": {"alt": alt.strip()}})
+    metadata = {"alt": alt.strip()}
+    if smallest_font_px is not None:
+        metadata["smallest_font_px"] = round(float(smallest_font_px), 1)
+    return ({"image/png": encoded, "text/html": picture, "text/plain": alt.strip()}, {"image/png": metadata})
+
+
+def smallest_font_px(figure, dpi: float | None = None) -> float | None:
+    """The smallest font of any text the figure draws (titles, axis labels, tick labels, legends, values written in
+    cells), in pixels at `dpi` (the figure's own by default): points x dpi / 72. None for a figure without text."""
+    figure = figure.figure
+    figure.draw_without_rendering()  # tick labels get their text when drawn
+    hidden = set()  # texts that are not drawn: those of hidden axes, and the axis labels of an Axes turned off
+    for ax in figure.axes:
+        for part in (ax,) if not ax.get_visible() else [axis for axis in (ax.xaxis, ax.yaxis)
+                                                       if not ax.axison or not axis.get_visible()]:
+            hidden.update(map(id, part.findobj(Text)))
+    sizes = [text.get_fontsize() for text in figure.findobj(Text)
+             if text.get_visible() and text.get_text().strip() and id(text) not in hidden]
+    return min(sizes) * (figure.dpi if dpi is None else dpi) / 72 if sizes else None
 
 
 def show(figure, alt: str) -> None:
     """Display a Figure (or an Axes' figure) in the notebook with its alt text, then close it, so the
-    inline backend does not show it a second time without one."""
+    inline backend does not show it a second time without one.
+
+    Records the smallest font in pixels at the PNG's natural size in the output's metadata, and warns when
+    JupyterLab, scaling the picture to a CELL_WIDTH_PX-pixel cell, would show that text under MIN_TEXT_PX.
+    """
     from IPython.display import display  # only a notebook needs IPython
 
     figure = figure.figure  # an Axes' figure; a Figure's is itself
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")  # as the inline backend draws it
-    data, metadata = figure_bundle(buffer.getvalue(), alt)
+    figure.savefig(buffer, format="png", bbox_inches="tight", dpi=figure.dpi)  # as the inline backend draws it
+    png = buffer.getvalue()
+    smallest = smallest_font_px(figure)
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk's width
+    if smallest is not None and smallest * min(1.0, CELL_WIDTH_PX / width) < MIN_TEXT_PX:
+        warnings.warn(f"this figure's smallest text ({smallest:.1f} px in a {width}-pixel image) shows at "
+                      f"{smallest * CELL_WIDTH_PX / width:.1f} px in a {CELL_WIDTH_PX}-pixel JupyterLab cell, under "
+                      f"{MIN_TEXT_PX} px: narrow the figure or enlarge its smallest font", stacklevel=2)
+    data, metadata = figure_bundle(png, alt, smallest)
     display(data, raw=True, metadata=metadata)
     plt.close(figure)
+
+
+# Two numbers joined by "to" (an interval, "+0.75 to +3.25"), or a number and the word after it: kept on one line.
+_UNBREAKABLE = re.compile(r"([+\-−]?\d[\d.,]*%?) (to [+\-−]?\d[\d.,]*%?|points\b|nats\b|images\b|seeds\b)")
+
+
+# Rows as close as printed lines (a slide holds a table and a figure), the caption over the first column; specific
+# enough to win over reveal.js' table padding. Pixels, not ems: no decimal here can be read as a number the notebook
+# printed. Front ends that strip <style> (JupyterLab, for an untrusted notebook) keep their own spacing.
+_TABLE_STYLE = ("<style>table.dataframe.kdlab-table td, table.dataframe.kdlab-table th {padding: 0 8px;} "
+                "table.dataframe.kdlab-table caption {text-align: left;}</style>\n")
+
+
+def table_bundle(frame: pd.DataFrame | pd.Series, caption: str | None = None, *,
+                 formatters: Mapping[str, Callable] | None = None, float_format: Callable | None = None,
+                 na_rep: str = "NaN", index: bool = True) -> dict:
+    """A table as a display bundle: text/html for JupyterLab, nbconvert and static sites, text/plain (the caption
+    on its own line, then the table as DataFrame.to_string prints it) for a terminal and every text-only reader.
+
+    Both are formatted by pandas from the same `formatters` (column name -> function), `float_format` and
+    `na_rep` (what a missing value reads as), so the numbers are written alike in each. In the HTML an interval
+    ("+0.75 to +3.25") or a number and its unit ("+4.20 points") never breaks across lines; a wide table scrolls
+    in its own box instead.
+    """
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"show a pandas DataFrame (or Series) as a table, got {type(frame).__name__}")
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise ValueError(f"the table is empty ({frame.shape[0]} rows, {frame.shape[1]} columns): nothing to show")
+    unknown = sorted(map(str, set(formatters or {}) - set(frame.columns)))
+    if unknown:
+        raise ValueError(f"formatters for columns the table does not have: {unknown}; "
+                         f"its columns are {[str(column) for column in frame.columns]}")
+    options = {"formatters": dict(formatters) if formatters else None, "float_format": float_format,
+               "na_rep": na_rep, "index": index}
+    text = frame.to_string(**options)
+    table = frame.to_html(**options, border=0, classes="kdlab-table")
+
+    def unbreakable(cell: re.Match) -> str:
+        return _UNBREAKABLE.sub(lambda pair: f"{pair[1]}\u00a0{pair[2].replace(' ', chr(0xA0))}", cell[0])
+
+    table = re.sub(r"<td>[^<]*</td>", unbreakable, table)
+    if caption:
+        table = table.replace(">", f">\n  <caption>{html.escape(caption)}</caption>", 1)  # after <table ...>
+        text = f"{caption}\n{text}"
+    return {"text/html": _TABLE_STYLE + table, "text/plain": text}
+
+
+def show_table(frame: pd.DataFrame | pd.Series, caption: str | None = None, *,
+               formatters: Mapping[str, Callable] | None = None, float_format: Callable | None = None,
+               na_rep: str = "NaN", index: bool = True) -> None:
+    """Display a DataFrame as a table in the notebook, instead of printing DataFrame.to_string.
+
+    JupyterLab wraps a printed line wider than its cell, so a printed table breaks mid-number; an HTML table
+    keeps its rows and scrolls. `caption` goes above it; `formatters`, `float_format` and `na_rep` are pandas'
+    (as in to_string), so the numbers read as they printed. See `table_bundle` for what each reader gets.
+    """
+    from IPython.display import display  # only a notebook needs IPython
+
+    display(table_bundle(frame, caption, formatters=formatters, float_format=float_format, na_rep=na_rep,
+                         index=index), raw=True)
 
 
 def _new_axes(ax):

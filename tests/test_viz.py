@@ -7,11 +7,13 @@ matplotlib.use("Agg")
 
 import base64  # noqa: E402
 import io  # noqa: E402
+import warnings  # noqa: E402
 from html.parser import HTMLParser  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
@@ -34,6 +36,9 @@ from kdlab.viz import (  # noqa: E402
     plot_soft_targets,
     show,
     show_digits,
+    show_table,
+    smallest_font_px,
+    table_bundle,
     use_projector_style,
 )
 
@@ -348,9 +353,116 @@ def test_show_displays_the_figure_once_with_its_alt_text(monkeypatch):
     show(ax, alt="A line falling from 1 to 0.")
     ((args, kwargs),) = shown
     (data,) = args
-    assert kwargs == {"raw": True, "metadata": {"image/png": {"alt": "A line falling from 1 to 0."}}}
+    assert kwargs["raw"] is True and kwargs["metadata"]["image/png"]["alt"] == "A line falling from 1 to 0."
     assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")
     assert not plt.fignum_exists(figure.number)  # closed: the inline backend will not show it again
+
+
+def test_show_records_the_smallest_font_in_pixels_at_the_pictures_natural_size(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *args, **kwargs: shown.append(kwargs["metadata"]))
+    figure, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot([0, 1], [1, 0], label="a line")
+    ax.set_title("a title", fontsize=20)
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=12)
+    assert smallest_font_px(figure) == pytest.approx(9 * 100 / 72)  # the ticks', in points x dpi / 72
+    assert smallest_font_px(ax, dpi=200) == pytest.approx(9 * 200 / 72)
+    show(figure, alt="A line falling from 1 to 0.")
+    assert shown == [{"image/png": {"alt": "A line falling from 1 to 0.", "smallest_font_px": 12.5}}]
+
+
+def test_smallest_font_ignores_what_is_not_drawn():
+    figure, (drawn, off) = plt.subplots(1, 2, figsize=(8, 3), dpi=72)
+    drawn.set_title("drawn", fontsize=14)
+    drawn.tick_params(labelsize=13)
+    off.tick_params(labelsize=5)
+    off.set_axis_off()  # its tick labels are not drawn
+    drawn.text(0.5, 0.5, "", fontsize=3)  # nor is an empty text
+    drawn.text(0.5, 0.5, "hidden", fontsize=4).set_visible(False)
+    assert smallest_font_px(figure) == pytest.approx(13)
+    assert smallest_font_px(plt.figure()) is None  # no text at all
+
+
+def test_show_warns_when_jupyterlab_would_shrink_the_text_below_what_a_class_can_read(monkeypatch):
+    monkeypatch.setattr("IPython.display.display", lambda *args, **kwargs: None)
+    figure, ax = plt.subplots(figsize=(30, 3), dpi=100)  # 3,000 pixels wide: a third of it shows in a cell
+    ax.tick_params(labelsize=14)
+    with pytest.warns(UserWarning, match="under 11 px"):
+        show(figure, alt="A very wide figure.")
+    figure, ax = plt.subplots(figsize=(8, 3), dpi=100)
+    ax.tick_params(labelsize=14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        show(figure, alt="A figure that fits a cell.")
+
+
+def _cells(html_table: str) -> list[list[str]]:
+    """The text of each row's cells (th and td) of an HTML table, in order."""
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("th", "td"):
+                self.cell = ""
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("th", "td"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+    parser = Rows()
+    parser.feed(html_table)
+    return parser.rows
+
+
+def test_a_table_is_shown_as_html_with_its_rows_headers_and_caption_and_as_text():
+    frame = pd.DataFrame({"gain": [0.0421, -0.25], "95% CI": ["+0.75 to +3.25", "-0.480 to -0.259"],
+                          "verdict": ["helps", "hurts"]}, index=pd.Index([100, 10], name="epochs"))
+    bundle = table_bundle(frame, "validation accuracy <paired>:", formatters={"gain": "{:+.3f}".format})
+    rows = _cells(bundle["text/html"])
+    assert rows[0] == ["", "gain", "95% CI", "verdict"] and rows[1] == ["epochs", "", "", ""]
+    assert [row[1] for row in rows[2:]] == ["+0.042", "-0.250"]  # formatted as to_string formats them
+    assert rows[2][2] == "+0.75\u00a0to\u00a0+3.25"  # an interval never breaks across lines
+    table = bundle["text/html"][bundle["text/html"].index("<table"):]
+    assert table.startswith('<table class="dataframe kdlab-table">\n'
+                            '  <caption>validation accuracy &lt;paired&gt;:</caption>')
+    assert bundle["text/html"].startswith("<style>") and bundle["text/html"].count("<caption>") == 1
+    assert bundle["text/plain"] == ("validation accuracy <paired>:\n"
+                                    + frame.to_string(formatters={"gain": "{:+.3f}".format}))
+    assert "+0.75 to +3.25" in bundle["text/plain"]  # the text keeps plain spaces
+
+
+def test_show_table_displays_the_bundle_raw(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *args, **kwargs: shown.append((args, kwargs)))
+    series = pd.Series([0.5, 0.25], index=["a", "b"], name="share")
+    show_table(series, float_format="{:.1%}".format, na_rep="-")
+    show_table(pd.DataFrame({"x": [1.5]}), index=False)
+    (((data,), kwargs), ((no_index,), _)) = shown
+    assert kwargs == {"raw": True} and set(data) == {"text/html", "text/plain"}
+    assert data["text/plain"] == series.to_frame().to_string(float_format="{:.1%}".format)
+    assert _cells(data["text/html"])[1:] == [["a", "50.0%"], ["b", "25.0%"]]
+    assert _cells(no_index["text/html"]) == [["x"], ["1.5"]] and no_index["text/plain"] == "  x\n1.5"
+    blank = table_bundle(pd.DataFrame({"x": [float("nan"), 2.0]}), na_rep="")
+    assert _cells(blank["text/html"])[1][1] == "" and "NaN" not in blank["text/plain"]
+
+
+def test_a_table_refuses_what_is_not_a_table_or_formats_a_column_it_lacks():
+    with pytest.raises(TypeError, match="DataFrame"):
+        table_bundle([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="empty"):
+        table_bundle(pd.DataFrame())
+    with pytest.raises(ValueError, match=r"formatters for columns the table does not have: \['gian'\]"):
+        table_bundle(pd.DataFrame({"gain": [1.0]}), formatters={"gian": "{:.1f}".format})
 
 
 @pytest.mark.parametrize("template", ["lab", "classic"])
