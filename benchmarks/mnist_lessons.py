@@ -1,4 +1,4 @@
-"""Does each notebook's lesson hold on real handwriting? Runs notebooks 05, 06, 07, 09 and 10 on real MNIST.
+"""Does each notebook's lesson hold on real handwriting? Runs notebooks 05, 06, 07, 09, 10 and 11 on real MNIST.
 
     python benchmarks/mnist_lessons.py --data-root COPY          # COPY: a writable copy of ../shared/datasets/mnist-10k
     python benchmarks/mnist_lessons.py --data-root COPY --notebooks 07 09
@@ -38,6 +38,7 @@ OVERRIDES = {  # per notebook, beyond data_root and SHARED: what its parameters 
     "07": {"teacher_epochs": MNIST.teacher_epochs, "budgets": (10, 20, 30)},  # the whole pool but its 3s
     "09": {"offline": True, "transfer_size": MNIST.transfer_size, "epochs": MNIST.epochs, "pool_epochs": 20},
     "10": {},
+    "11": {"transfer_size": MNIST.transfer_size, "epochs": MNIST.epochs},  # its beta grid, then DKD against KD
 }
 
 

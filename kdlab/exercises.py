@@ -1,6 +1,6 @@
 """Exercises that check themselves: `check("05.2", answer)` prints ✓, or ✗ with a hint.
 
-Notebooks 01-10 end with exercises whose answer is a function. A check calls it on fresh inputs and
+Notebooks 01-12 end with exercises whose answer is a function. A check calls it on fresh inputs and
 compares what it does with kdlab's own reference, or with the property the exercise asks for, so any
 correct way of writing it passes and a copied number cannot. A hint points at the idea that is
 missing, never at the code that would fix it. A check never raises: a wrong type, an exception inside
@@ -24,7 +24,15 @@ import torch
 import torch.nn.functional as F
 
 from kdlab.comparison import paired_difference, t_critical
-from kdlab.losses import cosine_feature_loss, kd_loss, soft_targets, soft_term_gradient, soft_term_gradient_high_T
+from kdlab.losses import (
+    cosine_feature_loss,
+    decoupled_kd_loss,
+    decoupled_kl_parts,
+    kd_loss,
+    soft_targets,
+    soft_term_gradient,
+    soft_term_gradient_high_T,
+)
 from kdlab.models import build_model, count_parameters, mlp_spec
 from kdlab.similarity import linear_cka
 from kdlab.viz import class_similarity, mean_soft_targets
@@ -914,3 +922,248 @@ def _pool_channels(answer):
               "teacher channels at each position: pooling the flattened map averages neighbouring positions of one "
               "channel instead, and loses where each feature is")
     return f"{answer.name} averages groups of adjacent channels and keeps every position"
+
+
+# --- 11 · decoupled knowledge distillation -----------------------------------------------------------
+
+def _kl_per_example(log_p, log_q):
+    """KL(p || q) per example, from log-probabilities."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def _parts_dividing_probabilities(student_logits, teacher_logits, labels, T):
+    """The parts from probabilities, renormalised by dividing by 1 - p(target): 0/0 for a confident teacher."""
+    target = F.one_hot(labels, student_logits.shape[-1]).bool()
+    parts = []
+    for logits in (student_logits, teacher_logits):
+        p = torch.softmax(logits.double() / T, dim=-1)
+        p_target = p[target]
+        parts.append((torch.stack([p_target, 1 - p_target], -1), p[~target].view(len(p), -1) / (1 - p_target[:, None])))
+    (student_binary, student_rest), (teacher_binary, teacher_rest) = parts
+    return (_kl_per_example(teacher_binary.log(), student_binary.log()),
+            _kl_per_example(teacher_rest.log(), student_rest.log()), teacher_binary[:, 1])
+
+
+def _parts_weight_from_the_student(student_logits, teacher_logits, labels, T):
+    tckd, nckd, _ = decoupled_kl_parts(student_logits, teacher_logits, labels, T)
+    return tckd, nckd, 1 - torch.softmax(student_logits / T, -1).gather(1, labels[:, None])[:, 0]
+
+
+def _parts_without_removing_the_target(student_logits, teacher_logits, labels, T):
+    tckd, _, weight = decoupled_kl_parts(student_logits, teacher_logits, labels, T)
+    nckd = _kl_per_example(F.log_softmax(teacher_logits / T, -1), F.log_softmax(student_logits / T, -1))
+    return tckd, nckd, weight
+
+
+def _parts_weight_at_T1(student_logits, teacher_logits, labels, T):
+    tckd, nckd, _ = decoupled_kl_parts(student_logits, teacher_logits, labels, T)
+    return tckd, nckd, 1 - torch.softmax(teacher_logits, -1).gather(1, labels[:, None])[:, 0]
+
+
+def _three(value, name: str) -> list[torch.Tensor]:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise Wrong(f"{name} should return three tensors, (tckd, nckd, non_target_weight), one number per example; "
+                    f"it returned {type(value).__name__}")
+    return [_numbers(part, name) for part in value]
+
+
+@_exercise("11.1", _parts_dividing_probabilities, _parts_weight_from_the_student, _parts_without_removing_the_target,
+           _parts_weight_at_T1)
+def _decoupled_parts(answer):
+    generator = _generator(23)
+    labels = torch.randint(10, (8,), generator=generator)
+    student, teacher = 2 * torch.randn(8, 10, generator=generator), 4 * torch.randn(8, 10, generator=generator)
+    confident = teacher.clone()
+    confident[torch.arange(8), labels] = 200.0  # a teacher sure of every label: 1 - p(target) rounds to 0
+    for case, teacher_logits, T in (("T = 1", teacher, 1.0), ("T = 4", teacher, 4.0), ("T = 12", teacher, 12.0),
+                                    ("a teacher sure of every label, T = 1", confident, 1.0)):
+        found = _three(answer(student, teacher_logits, labels, T), answer.name)
+        expected = decoupled_kl_parts(student.double(), teacher_logits.double(), labels, T)
+        for part, mine, theirs, hint in (
+                ("non_target_weight", found[2], expected.non_target_weight,
+                 "it is 1 minus the teacher's probability of the target at temperature T: the share of the teacher's "
+                 "probability that lies on the other classes"),
+                ("tckd", found[0], expected.tckd, "TCKD compares two two-class distributions, [p(target), "
+                 "1 - p(target)], the teacher's and the student's, as KL(teacher || student)"),
+                ("nckd", found[1], expected.nckd, "NCKD is the KL between the teacher's and the student's "
+                 "distributions over the non-target classes alone, each renormalised to sum to 1")):
+            _same(mine.reshape(-1), theirs, answer.name, f"with {case} your {part} is not kdlab's: {hint}",
+                  rtol=1e-4, atol=1e-6)
+        identity = found[0] + found[2] * found[1]
+        kl = _kl_per_example(F.log_softmax(teacher_logits.double() / T, -1), F.log_softmax(student.double() / T, -1))
+        _same(identity, kl, answer.name, f"with {case} tckd + non_target_weight * nckd is not KD's KL")
+    return f"{answer.name} splits KD's KL into TCKD + (1 - p_t) NCKD, for a confident teacher too"
+
+
+def _dkd_without_T2(student_logits, teacher_logits, labels, T, alpha, beta):
+    return _dkd_loss_reference(student_logits, teacher_logits, labels, T, alpha, beta, scale=1.0)
+
+
+def _dkd_alpha_on_the_labels(student_logits, teacher_logits, labels, T, alpha, beta):
+    return _dkd_loss_reference(student_logits, teacher_logits, labels, T, 1 - alpha, beta)
+
+
+def _dkd_summed_over_examples(student_logits, teacher_logits, labels, T, alpha, beta):
+    parts = decoupled_kl_parts(student_logits, teacher_logits, labels, T)
+    return (alpha * T**2 * (parts.tckd + beta * parts.nckd).sum()
+            + (1 - alpha) * F.cross_entropy(student_logits, labels, reduction="sum"))
+
+
+def _dkd_cross_entropy_at_T(student_logits, teacher_logits, labels, T, alpha, beta):
+    parts = decoupled_kl_parts(student_logits, teacher_logits, labels, T)
+    return alpha * T**2 * (parts.tckd + beta * parts.nckd).mean() + (1 - alpha) * F.cross_entropy(student_logits / T,
+                                                                                                   labels)
+
+
+def _dkd_loss_reference(student_logits, teacher_logits, labels, T, alpha, beta, scale=None):
+    parts = decoupled_kl_parts(student_logits, teacher_logits, labels, T)
+    scale = T**2 if scale is None else scale
+    return alpha * scale * (parts.tckd + beta * parts.nckd).mean() + (1 - alpha) * F.cross_entropy(student_logits,
+                                                                                                   labels)
+
+
+@_exercise("11.2", _dkd_without_T2, _dkd_alpha_on_the_labels, _dkd_summed_over_examples, _dkd_cross_entropy_at_T)
+def _dkd_loss(answer):
+    generator = _generator(24)
+    labels = torch.randint(10, (6,), generator=generator)
+    student, teacher = 2 * torch.randn(6, 10, generator=generator), 4 * torch.randn(6, 10, generator=generator)
+    for T, alpha, beta in ((12.0, 1.0, 2.0), (4.0, 0.0, 8.0), (4.0, 0.5, 8.0), (1.0, 0.9, 1.0), (2.0, 0.25, 0.0)):
+        found = _scalar(answer(student, teacher, labels, T, alpha, beta), answer.name)
+        expected = decoupled_kd_loss(student.double(), teacher.double(), labels, T=T, alpha=alpha, tckd_weight=1.0,
+                                     nckd_weight=beta).item()
+        if math.isclose(found, expected, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        where = f"at T = {T:g}, alpha = {alpha:g}, beta = {beta:g}"
+        soft = decoupled_kd_loss(student.double(), teacher.double(), labels, T=T, alpha=1.0, nckd_weight=beta).item()
+        if alpha == 0:
+            raise Wrong(f"{where} (labels only) yours is {found:.4g}, not the cross-entropy with the labels at T = 1: "
+                        "the hard term takes no temperature, and alpha, on the teacher's term, leaves it alone here")
+        if alpha == 1 and math.isclose(found * T**2, soft, rel_tol=1e-4):
+            raise Wrong(f"{where} yours is 1/T^2 of kdlab's: the soft term is scaled by T^2, as in kd_loss, so that "
+                        "its gradients do not shrink as T grows")
+        if alpha == 1 and math.isclose(found, F.cross_entropy(student, labels).item(), rel_tol=1e-4):
+            raise Wrong(f"{where} yours is the cross-entropy with the labels alone: in kdlab's convention alpha "
+                        "weights the teacher's term, so alpha = 1 leaves only DKD's soft term")
+        if alpha == 1 and math.isclose(found, soft * len(labels), rel_tol=1e-4):
+            raise Wrong(f"{where} yours is {len(labels)} times kdlab's, the number of examples: average over the "
+                        "batch")
+        raise Wrong(f"{where} yours is {found:.4g}, kdlab's {expected:.4g}: take the two terms one at a time (alpha = "
+                    "1, then alpha = 0), and mind where each is computed at T and where at T = 1")
+    return f"{answer.name} is DKD as kdlab writes KD: T^2, alpha on the teacher, a mean over examples"
+
+
+# --- 12 · how language models are distilled ------------------------------------------------------------
+
+def _forward_token_kl(student_logits, teacher_logits, T):
+    return kd_loss(student_logits, teacher_logits, torch.zeros(student_logits.shape[:-1], dtype=torch.long), T=T,
+                   return_parts=True).kl
+
+
+def _reverse_kl_per_sequence(student_logits, teacher_logits, T):
+    log_q, log_p = F.log_softmax(student_logits / T, -1), F.log_softmax(teacher_logits / T, -1)
+    return (log_q.exp() * (log_q - log_p)).sum((-2, -1)).mean()
+
+
+@_exercise("12.1", _forward_token_kl, _reverse_kl_per_sequence)
+def _reverse_token_kl(answer):
+    from kdlab.losses import reverse_kd_loss
+
+    generator = _generator(25)
+    for length, T in ((8, 1.0), (24, 2.0)):
+        student, teacher = torch.randn(4, length, 30, generator=generator), 3 * torch.randn(4, length, 30,
+                                                                                            generator=generator)
+        labels = torch.zeros(4, length, dtype=torch.long)
+        found = _scalar(answer(student, teacher, T), answer.name)
+        expected = reverse_kd_loss(student, teacher, labels, T=T, return_parts=True).kl.item()
+        if math.isclose(found, expected, rel_tol=1e-4):
+            continue
+        forward = kd_loss(student, teacher, labels, T=T, return_parts=True).kl.item()
+        if math.isclose(found, forward, rel_tol=1e-4):
+            raise Wrong(f"at T = {T:g} yours is the forward KL(p_teacher || q_student): which distribution "
+                        "weights the log-ratio when the KL is reversed?")
+        if math.isclose(found, length * expected, rel_tol=1e-4):
+            raise Wrong(f"at a context of {length} yours is {length} times kdlab's: it grows with the context "
+                        "length. Every position is an example")
+        raise Wrong(f"at T = {T:g} yours is {found:.4g}, the reverse KL per token is {expected:.4g}: soften both "
+                    "at T, weight log q - log p by q, sum over the vocabulary, average over the tokens")
+    return f"{answer.name} is KL(q_student || p_teacher) per token, the mode-seeking direction"
+
+
+def _sample_nll_reference(logits, ids, start):
+    log_probabilities = F.log_softmax(logits.double(), -1)
+    chosen = log_probabilities.gather(-1, ids[:, 1:, None])[..., 0]  # logits[:, t] predicts ids[:, t + 1]
+    return -chosen[:, start - 1:].mean()
+
+
+def _sample_nll_misaligned(logits, ids, start):
+    chosen = F.log_softmax(logits, -1).gather(-1, ids[:, :-1, None])[..., 0]
+    return -chosen[:, start - 1:].mean()
+
+
+def _sample_nll_with_the_prompt(logits, ids, start):
+    return _sample_nll_reference(logits, ids, 1)
+
+
+def _sample_nll_summed(logits, ids, start):
+    return _sample_nll_reference(logits, ids, start) * (ids.shape[1] - start)
+
+
+@_exercise("12.2", _sample_nll_misaligned, _sample_nll_with_the_prompt, _sample_nll_summed)
+def _sample_nll(answer):
+    generator = _generator(26)
+    for start in (1, 5):
+        ids = torch.randint(12, (3, 10), generator=generator)
+        logits = 2 * torch.randn(3, 9, 12, generator=generator)
+        found = _scalar(answer(logits, ids, start), answer.name)
+        expected = _sample_nll_reference(logits, ids, start).item()
+        if math.isclose(found, expected, rel_tol=1e-4):
+            continue
+        if math.isclose(found, _sample_nll_misaligned(logits, ids, start).item(), rel_tol=1e-4):
+            raise Wrong("yours scores each character with the logits at its own position: the logits at position t "
+                        "predict the character *after* it, ids[:, t + 1]")
+        if start > 1 and math.isclose(found, _sample_nll_reference(logits, ids, 1).item(), rel_tol=1e-4):
+            raise Wrong(f"with start = {start} yours counts the prompt too: score only the characters the model "
+                        "wrote, ids[:, start:]")
+        if math.isclose(found, expected * (ids.shape[1] - start), rel_tol=1e-4):
+            raise Wrong("yours is summed over the written characters: average them, so that samples of any length "
+                        "are scored per character")
+        raise Wrong(f"with start = {start} yours is {found:.4g}, the mean negative log-likelihood per written "
+                    f"character is {expected:.4g}")
+    return f"{answer.name} scores only what was written, each character by the logits just before it"
+
+
+def _mixed_kl_swapped(p, q, mix):
+    from kdlab.language_sources import mixed_kl
+
+    return mixed_kl(p, q, 1 - mix)
+
+
+def _mixed_kl_naive(p, q, mix):
+    return mix * (p * (p / q).log()).sum(-1) + (1 - mix) * (q * (q / p).log()).sum(-1)
+
+
+@_exercise("12.3", _mixed_kl_swapped, _mixed_kl_naive)
+def _mixed_kl(answer):
+    from kdlab.language_sources import mixed_kl
+
+    generator = _generator(27)
+    p, q = torch.softmax(2 * torch.randn(5, 9, generator=generator), -1), torch.softmax(
+        torch.randn(5, 9, generator=generator), -1)
+    for mix in (1.0, 0.0, 0.3):
+        found = answer.numbers(p, q, mix)
+        _same_shape(found, p[:, 0].double(), answer.name)
+        if torch.allclose(found, mixed_kl(p.double(), q.double(), mix), rtol=1e-4, atol=1e-6):
+            continue
+        if torch.allclose(found, mixed_kl(p.double(), q.double(), 1 - mix), rtol=1e-4, atol=1e-6):
+            raise Wrong(f"at mix = {mix:g} yours weights the two directions the other way round: mix = 1 is the "
+                        "forward KL(p || q), the one kd_loss uses")
+        raise Wrong(f"at mix = {mix:g} yours is not mix * KL(p || q) + (1 - mix) * KL(q || p), one value per row")
+    outside = torch.zeros(5, 9, dtype=torch.bool)
+    outside[:, -3:] = True  # bins neither distribution reaches
+    p, q = (distribution.masked_fill(outside, 0) for distribution in (p, q))
+    p, q = p / p.sum(-1, keepdim=True), q / q.sum(-1, keepdim=True)
+    found = answer.numbers(p, q, 0.5)
+    if not torch.allclose(found, mixed_kl(p.double(), q.double(), 0.5), rtol=1e-4, atol=1e-6):
+        raise Wrong("with bins where both distributions are 0 yours differs: such a bin adds 0 * log(0/0), which "
+                    "counts as 0")
+    return f"{answer.name} mixes the two directions, and a bin neither distribution reaches adds nothing"

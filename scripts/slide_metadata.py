@@ -1,4 +1,4 @@
-"""Set `slideshow.slide_type` on every cell of notebooks/00-10 (metadata only; sources and outputs untouched).
+"""Set `slideshow.slide_type` on every cell of the numbered notebooks (metadata only; sources and outputs untouched).
 
     python scripts/slide_metadata.py        # after adding or rewriting cells; safe to run again at any time
 
@@ -56,6 +56,9 @@ OVERRIDES = {
     "09": {"spec = student_spec(pool.input_shape, student_size": "notes",
            "**The budget first.**": "notes"},
     "10": {"with torch.no_grad():": "subslide"},
+    "12": {"def plot_toy(mix=0.1)": "subslide",
+           "points = pd.DataFrame([": "subslide",
+           "differences = {name: paired(results": "subslide"},
 }
 
 

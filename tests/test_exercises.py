@@ -1,5 +1,5 @@
-"""Every exercise in notebooks 01-10 checks itself: its reference solution passes, its blank starter and each
-plausible wrong answer fail, and no answer, however malformed, makes a check raise.
+"""Every exercise in the numbered notebooks (01 on) checks itself: its reference solution passes, its blank starter
+and each plausible wrong answer fail, and no answer, however malformed, makes a check raise.
 
 The ids come from the notebooks, so a new exercise cannot escape these tests. Its starter and solution are the
 notebook's own cells, run in a namespace that holds only the exercise section's setup cell (so they cannot
@@ -68,9 +68,10 @@ def run_cell(setup, cell):
     return verdicts
 
 
-def test_notebooks_01_to_10_each_end_with_two_to_four_exercises():
+def test_every_numbered_notebook_but_the_explorer_ends_with_two_to_four_exercises():
     numbered = {path.name[:2]: path.name for path in NOTEBOOKS}
-    for number in (f"{number:02d}" for number in range(1, 11)):
+    assert {f"{number:02d}" for number in range(1, 13)} <= set(numbered)
+    for number in sorted(set(numbered) - {"00"}):
         name = numbered[number]
         assert name in SECTIONS, f"{name} has no '## Exercises' section"
         ids = [exercise_id for exercise_id, cells in CELLS.items() if cells["notebook"] == name]

@@ -68,7 +68,7 @@ def _explorer_caption() -> str:
 def test_the_index_lists_every_notebook_in_course_order(site):
     index = (site / "index.html").read_text()
     pages = [f"{notebook.stem}.html" for notebook in NOTEBOOKS]
-    assert pages[0] == "00_explorer.html" and pages[-1].startswith("10_") and len(pages) == 11
+    assert pages[0] == "00_explorer.html" and pages[-1].startswith(f"{len(pages) - 1:02d}_") and len(pages) >= 13
     assert re.findall(r'<li><a href="([^"]+)"', index) == pages
     for position, page in enumerate(pages):
         text = (site / page).read_text()
