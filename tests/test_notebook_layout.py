@@ -46,19 +46,9 @@ OPEN_TIMEOUT_MS = 60_000  # one notebook, until every cell and image is on the p
 
 # (notebook stem, "lines" | "figures", cell id or "*" for every cell): why it is not fixed yet. Emptied as each
 # owner fixes theirs; an entry whose problem no longer occurs fails the test.
-LESSON_LINE = ("kdlab.lessons.report prints its record as one line of 170 to 320 characters (kdlab/lessons.py): "
-               "put what was measured on a line of its own, or show the record with kdlab.viz.show_table")
 KNOWN_OPEN: dict[tuple[str, str, str], str] = {
-    ("00_explorer", "lines", "*"): "owned by the explorer's maintainers: show its data table with kdlab.viz.show_table",
-    ("00_explorer", "figures", "*"): "its static figure predates viz.show's smallest_font_px: re-execute notebook 00",
-    ("05_distilling_the_student", "lines", "e00f0d79"): LESSON_LINE,
-    ("06_sweeping_T_and_alpha", "lines", "d4959d4d"): LESSON_LINE,
-    ("07_dark_knowledge_the_missing_class", "lines", "11c06842"): LESSON_LINE,
-    ("08_distilling_a_language_model", "lines", "*"): "printed tables not yet shown with kdlab.viz.show_table",
-    ("08_distilling_a_language_model", "figures", "*"): "its figure predates viz.show's smallest_font_px: re-run it",
-    ("09_what_the_teacher_really_teaches", "lines", "614e3637"): LESSON_LINE,
-    ("10_distilling_features", "lines", "*"): "printed tables not yet shown with kdlab.viz.show_table",
-    ("11_decoupled_kd", "lines", "*"): "printed tables not yet shown with kdlab.viz.show_table",
+    ("00_explorer", "figures", "*"): "the Explorer's static figure (kdlab/widgets.py) records no smallest_font_px; "
+                                     "re-executing notebook 00 does not add it",
 }
 
 pytestmark = pytest.mark.browser
