@@ -34,7 +34,7 @@ from kdlab.panels import (
     gradient_limits,
     static_figure,
 )
-from kdlab.viz import figure_bundle
+from kdlab.viz import figure_bundle, smallest_font_px
 
 __all__ = ["Explorer", "page_payload", "parse_view"]
 
@@ -175,7 +175,10 @@ class Explorer:
         """The live page, with a picture of the panels and a line of text for pages read without a kernel."""
         bundle, metadata = self.view._repr_mimebundle_(**kwargs)
         view = self.view
-        picture, picture_metadata = figure_bundle(self.static_png(), alt=(
+        figure = self.static_panels()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        picture, picture_metadata = figure_bundle(buffer.getvalue(), smallest_font_px=smallest_font_px(figure), alt=(
             f"The distillation explorer at T = {view.T:g}, alpha = {view.alpha:g}, test image {int(view.example)}: "
             "the image; the teacher's and the student's soft targets; the loss split into its teacher and label "
             "terms; Train now's learning curves; the per-logit gradients with and without T squared; and the grid "
@@ -183,16 +186,13 @@ class Explorer:
             "to move its sliders."))
         return {**bundle, **picture}, {**metadata, **picture_metadata}
 
-    def static_png(self) -> bytes:
+    def static_panels(self):
         """The panels at the page's settings, drawn by matplotlib from the same chart descriptions."""
         view, panels = self.view, self.panels
         shown = chart_data(self.data, panels, view.T, view.alpha, int(view.example))
         shown["curves"] = panels["curves"].data(view.training.get("curve"), view.training.get("label", "Train now"))
         names = ("picture", "soft", "loss", "curves", "gradients", "grid")
-        figure = static_figure([(panels[name].spec(), shown[name]) for name in names])
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return static_figure([(panels[name].spec(), shown[name]) for name in names])
 
     def _on_message(self, widget, content, buffers) -> None:
         if content.get("train"):
