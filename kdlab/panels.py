@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ __all__ = ["CurvesPanel", "GradientPanel", "GridPanel", "LossPanel", "MODEL_COLO
 
 T_RANGE = (0.5, 50.0)  # the temperature slider's ends (log scale)
 ALPHA_RANGE = (0.0, 1.0)
+STATIC_SMALLEST_PT = 10  # the static picture's legends, its smallest text
 # One colour per term, as in notebook 03: soft (teacher) blue, hard (labels) orange, total green.
 TERM_COLOURS = {"soft": "#1f77b4", "soft_without_T2": "#aec7e8", "hard": "#ff7f0e", "total": "#2ca02c"}
 MODEL_COLOURS = {"teacher": "#333333", "student": "#9467bd"}
@@ -318,14 +320,18 @@ def chart_data(data, panels: dict, T: float, alpha: float, example: int) -> dict
 
 # ----------------------------------------------------------------------------- the static view
 
-def static_figure(charts, columns: int = 3) -> Figure:
-    """The charts (spec and data each) drawn by matplotlib into one figure, as the browser draws them."""
+def static_figure(charts, columns: int = 2) -> Figure:
+    """The charts (spec and data each) drawn by matplotlib into one figure, as the browser draws them.
+
+    960 px wide at its natural size, so a notebook cell at 1440x900 never scales it down, and no text under
+    10 pt (11 px at its dpi of 80), the smallest a class reads on a projector; two columns leave room for that."""
     rows = math.ceil(len(charts) / columns)
-    figure = Figure(figsize=(5.2 * columns, 3.6 * rows), dpi=80, layout="constrained")
-    axes = list(figure.subplots(rows, columns, squeeze=False).flat)  # before any colour bar adds its own axes
-    for ax, (spec, data) in zip(axes, charts):
-        _STATIC[spec["kind"]](ax, spec, data)
-        ax.set_title(data.get("title", ""), fontsize="medium", pad=24 if ax.get_legend() else 6)
+    figure = Figure(figsize=(6.0 * columns, 3.0 * rows), dpi=80, layout="constrained")
+    with matplotlib.rc_context({"font.size": 12, "legend.fontsize": STATIC_SMALLEST_PT}):  # "small" is 10 pt
+        axes = list(figure.subplots(rows, columns, squeeze=False).flat)  # before any colour bar adds its own axes
+        for ax, (spec, data) in zip(axes, charts):
+            _STATIC[spec["kind"]](ax, spec, data)
+            ax.set_title(data.get("title", ""), fontsize="medium", pad=24 if ax.get_legend() else 6)
     for ax in axes[len(charts):]:
         ax.set_axis_off()
     return figure
@@ -344,7 +350,7 @@ def _static_bars(ax, spec, data) -> None:
     ax.set(xticks=positions, ylim=data.get("ylim") or spec.get("ylim"), xlabel=spec["xlabel"], ylabel=spec["ylabel"])
     ax.set_xticklabels(spec["categories"])
     if len(series) > 1:  # above the axes, as in the browser: a legend never covers a bar
-        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(series), fontsize="small", frameon=False)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(series), frameon=False)
 
 
 def _static_heatmap(ax, spec, data) -> None:
@@ -362,7 +368,7 @@ def _static_lines(ax, spec, data) -> None:
         ax.plot(line["x"], line["y"], color=line["colour"], linestyle="--" if line.get("dash") else "-",
                 label=line["label"])
     ax.set(xlim=spec["xlim"], ylim=spec["ylim"], xlabel=spec["xlabel"], ylabel=spec["ylabel"])
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize="x-small", frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, frameon=False)
 
 
 def _static_image(ax, spec, data) -> None:

@@ -47,9 +47,6 @@ OPEN_TIMEOUT_MS = 60_000  # one notebook, until every cell and image is on the p
 # (notebook stem, "lines" | "figures", cell id or "*" for every cell): why it is not fixed yet. Emptied as each
 # owner fixes theirs; an entry whose problem no longer occurs fails the test.
 KNOWN_OPEN: dict[tuple[str, str, str], str] = {
-    ("00_explorer", "figures", "*"): "the explorer's picture before a run (kdlab.panels.static_figure: 1248 px wide "
-                                     "at dpi 80) draws its smallest text at 7.7 px: larger fonts, or a narrower "
-                                     "figure, before it can show at 11 px in a 1000 px cell",
 }
 
 pytestmark = pytest.mark.browser

@@ -345,6 +345,13 @@ def test_without_a_kernel_the_page_shows_a_picture_and_says_what_to_do(explorer)
     assert 'alt="The distillation explorer at T' in bundle["text/html"]
 
 
+def test_the_picture_before_a_run_shows_its_text_at_11_px_in_a_notebook_cell(explorer):
+    bundle, metadata = explorer._repr_mimebundle_()
+    png = base64.b64decode(bundle["image/png"])
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk: JupyterLab shows it unscaled up to 1000 px
+    assert width <= 1000 and metadata["image/png"]["smallest_font_px"] >= 11
+
+
 def test_train_now_distills_a_student_and_reports_each_epoch_to_the_page(explorer, data):
     explorer.view.T, explorer.view.alpha = 2.0, 0.5
     reports = []
