@@ -16,14 +16,13 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from lab_server import children, free_port, wait_for_server
 
 from kdlab.experiment import TEMPERATURE
 
@@ -37,7 +36,6 @@ PROJECTOR = {"width": 1280, "height": 720}
 LAPTOP = {"width": 1440, "height": 900}
 ZOOMED = {"width": 1024, "height": 576}  # the projector at 125 % zoom, in CSS pixels
 MIN_TEXT_PX = 11
-SERVER_TIMEOUT_S = 60  # until jupyter lab answers
 BROWSER_BUDGET_S = 180  # everything in the browser, from opening JupyterLab to the last box: slow on a loaded machine
 # What must be on screen together: the sliders and every panel's canvas.
 SLIDERS = ("kdlab-temperature", "kdlab-alpha", "kdlab-example")
@@ -57,35 +55,6 @@ RECORD_CANVAS_TEXT = """(() => {
   };
   window.kdlabCanvasText = drawn;
 })();"""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = SERVER_TIMEOUT_S) -> None:
-    """Until the server answers its REST API (listening is not enough: the extensions load after)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"jupyter lab exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"jupyter lab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _children(pid: int) -> list[int]:
-    """The processes pid started (Linux /proc), for instance the kernels of a Jupyter server."""
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _notebook_copy(folder: Path) -> Path:
@@ -130,7 +99,7 @@ def lab_notebook_url(tmp_path_factory, explorer_in_a_browser):
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     log = root / "jupyterlab.log"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / "config")}
     with log.open("w") as output:
@@ -144,10 +113,10 @@ def lab_notebook_url(tmp_path_factory, explorer_in_a_browser):
             cwd=served, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_server(f"{base}/api/status?token={token}", process, log)
+        wait_for_server(f"{base}/api/status?token={token}", process, log)
         yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", log
     finally:
-        kernels = _children(process.pid)  # each kernel runs in a session of its own: not reached through the server
+        kernels = children(process.pid)  # each kernel runs in a session of its own: not reached through the server
         process.terminate()  # jupyter lab shuts its kernels down on SIGTERM
         try:
             process.wait(timeout=20)

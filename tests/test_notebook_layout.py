@@ -23,14 +23,12 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from lab_server import children, free_port, wait_for_server
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -41,7 +39,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORTS = (("1440x900", {"width": 1440, "height": 900}, True),
              ("1280x720", {"width": 1280, "height": 720}, False))
 MIN_TEXT_PX = 11  # the smallest text a class must read, on screen
-SERVER_TIMEOUT_S = 60  # until jupyter lab answers
 OPEN_TIMEOUT_MS = 60_000  # one notebook, until every cell and image is on the page: slow on a loaded machine
 
 # (notebook stem, "lines" | "figures", cell id or "*" for every cell): why it is not fixed yet. Emptied as each
@@ -50,35 +47,6 @@ KNOWN_OPEN: dict[tuple[str, str, str], str] = {
 }
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = SERVER_TIMEOUT_S) -> None:
-    """Until the server answers its REST API (listening is not enough: the extensions load after)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"jupyter lab exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"jupyter lab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _children(pid: int) -> list[int]:
-    """The processes pid started (Linux /proc), for instance the kernels of a Jupyter server."""
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _settings(home: Path) -> Path:
@@ -112,7 +80,7 @@ def lab(tmp_path_factory):
     for path in NOTEBOOKS:
         shutil.copy(path, served / path.name)
     settings = _settings(home)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     log = root / "jupyterlab.log"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / "config")}
     with log.open("w") as output:
@@ -126,10 +94,10 @@ def lab(tmp_path_factory):
             cwd=served, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_server(f"{base}/api/status?token={token}", process, log)
+        wait_for_server(f"{base}/api/status?token={token}", process, log)
         yield base, token, log, served
     finally:
-        kernels = _children(process.pid)  # each kernel runs in a session of its own: not reached through the server
+        kernels = children(process.pid)  # each kernel runs in a session of its own: not reached through the server
         process.terminate()  # jupyter lab shuts its kernels down on SIGTERM
         try:
             process.wait(timeout=20)
