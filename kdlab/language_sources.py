@@ -119,8 +119,8 @@ def fit_one_mode(teacher: torch.Tensor, grid: torch.Tensor, mix: float, *, steps
 def continue_text(model: nn.Module, prompts: torch.Tensor, length: int, *, seed: int = 0, temperature: float = 1.0,
                   device=None, batch_size: int = 512) -> torch.Tensor:
     """(N, P + length) character ids: each of the N prompts (N, P) followed by `length` characters the model
-    draws one at a time (reading its last `context` characters). Batched; the same seed and batch_size draw the
-    same text."""
+    draws one at a time (reading its last `context` characters; while the text fits the context, each character
+    is read once, its keys and values cached). Batched; the same seed and batch_size draw the same text."""
     if prompts.dim() != 2 or prompts.shape[1] < 1:
         raise ValueError(f"prompts must be (N, P) character ids with P >= 1, got shape {tuple(prompts.shape)}")
     if length < 0:
@@ -136,9 +136,13 @@ def continue_text(model: nn.Module, prompts: torch.Tensor, length: int, *, seed:
         with one_cpu_thread(device):
             for start in range(0, len(prompts), batch_size):
                 ids = prompts[start:start + batch_size].to(device)
+                cache = []  # keys and values of the characters read so far
                 for _ in range(length):
                     with autocast(device):
-                        logits = model(ids[:, -model.context:])[:, -1]
+                        if ids.shape[1] <= model.context:
+                            logits = model(ids[:, -1:] if cache else ids, cache=cache)[:, -1]
+                        else:  # the window slides, so every position moves: read it whole
+                            logits = model(ids[:, -model.context:])[:, -1]
                     probabilities = torch.softmax(logits.float().cpu() / temperature, dim=-1)
                     drawn = torch.multinomial(probabilities, 1, generator=generator)
                     ids = torch.cat([ids, drawn.to(device)], dim=1)

@@ -243,14 +243,24 @@ class CharGPT(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab_size)
 
-    def forward(self, ids):
+    def forward(self, ids, cache: list | None = None):
+        """Logits for every position of `ids`. With `cache` (a list, empty on the first call) each layer's keys
+        and values are kept in it, and a later call passes the one character drawn next: generating text then
+        reads each character once instead of the whole text again for every new one."""
+        start = cache[0][0].shape[2] if cache else 0  # characters the cache already holds
         length = ids.shape[1]
-        if length > self.context:
-            raise ValueError(f"at most {self.context} characters fit the context, got {length}; "
+        if start + length > self.context:
+            raise ValueError(f"at most {self.context} characters fit the context, got {start + length}; "
                              "pass the last ones only")
-        positions = torch.arange(length, device=ids.device)
+        if start and length != 1:
+            raise ValueError(f"after the first call, pass one new character at a time, got {length}")
+        positions = torch.arange(start, start + length, device=ids.device)
         hidden = self.token_embedding(ids) + self.position_embedding(positions)
-        return self.head(self.norm(self.blocks(hidden)))
+        if cache is not None and not cache:
+            cache.extend([None] * len(self.blocks))
+        for layer, block in enumerate(self.blocks):
+            hidden = block(hidden, cache, layer)
+        return self.head(self.norm(hidden))
 
 
 class TransformerBlock(nn.Module):
@@ -262,8 +272,8 @@ class TransformerBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width),
                                  nn.Dropout(dropout))
 
-    def forward(self, hidden):
-        hidden = hidden + self.attention(self.attention_norm(hidden))
+    def forward(self, hidden, cache=None, layer=0):
+        hidden = hidden + self.attention(self.attention_norm(hidden), cache, layer)
         return hidden + self.mlp(self.mlp_norm(hidden))
 
 
@@ -277,11 +287,16 @@ class CausalSelfAttention(nn.Module):
         self.query_key_value = nn.Linear(width, 3 * width)
         self.output = nn.Linear(width, width)
 
-    def forward(self, hidden):
+    def forward(self, hidden, cache=None, layer=0):
         batch, length, width = hidden.shape
         query, key, value = (part.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
                              for part in self.query_key_value(hidden).split(width, dim=-1))
-        attended = F.scaled_dot_product_attention(query, key, value, is_causal=True,
+        earlier = cache[layer] if cache is not None else None
+        if earlier is not None:  # one new position, which sees every earlier one: no mask needed
+            key, value = torch.cat([earlier[0], key], dim=2), torch.cat([earlier[1], value], dim=2)
+        if cache is not None:
+            cache[layer] = (key, value)
+        attended = F.scaled_dot_product_attention(query, key, value, is_causal=earlier is None,
                                                   dropout_p=self.dropout if self.training else 0.0)
         return self.output(attended.transpose(1, 2).reshape(batch, length, width))
 

@@ -112,6 +112,38 @@ def test_continue_text_keeps_the_prompts_and_the_same_seed_draws_the_same_text(t
     assert not teacher.training
 
 
+def test_continue_text_draws_what_reading_the_whole_text_each_time_draws(teacher, pool):
+    # the reference: no cache, the last CONTEXT characters read whole for every new one, drawn the same way
+    def by_rereading(prompts, length, seed):
+        generator, ids = torch.Generator().manual_seed(seed), prompts
+        for _ in range(length):
+            probabilities = torch.softmax(teacher(ids[:, -CONTEXT:])[:, -1], dim=-1)
+            ids = torch.cat([ids, torch.multinomial(probabilities, 1, generator=generator)], dim=1)
+        return ids
+
+    prompts = pool[:8, :PROMPT]
+    with torch.no_grad():
+        for length in (CONTEXT - PROMPT, CONTEXT + 6):  # within the context (cached), then past it (sliding)
+            assert torch.equal(continue_text(teacher, prompts, length, seed=7), by_rereading(prompts, length, 7))
+
+
+def test_a_cached_model_reads_one_character_at_a_time_and_gives_the_whole_texts_logits(teacher, pool):
+    ids = pool[:3, :CONTEXT]
+    with torch.no_grad():
+        whole = teacher(ids)
+        cache = []
+        steps = [teacher(ids[:, :PROMPT], cache=cache)]
+        steps += [teacher(ids[:, position:position + 1], cache=cache) for position in range(PROMPT, CONTEXT)]
+    assert len(cache) == len(teacher.blocks) and cache[0][0].shape[2] == CONTEXT
+    assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-5)
+    started = []
+    teacher(ids[:, :PROMPT], cache=started)
+    with pytest.raises(ValueError, match="one new character at a time"):
+        teacher(ids[:, PROMPT:PROMPT + 2], cache=started)
+    with pytest.raises(ValueError, match=f"at most {CONTEXT} characters"):
+        teacher(ids[:, :1], cache=cache)  # the cache is full
+
+
 def test_continue_text_refuses_bad_input(teacher, pool):
     with pytest.raises(ValueError, match="prompts must be"):
         continue_text(teacher, pool[0, :PROMPT], 5)
