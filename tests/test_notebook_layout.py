@@ -179,7 +179,10 @@ def measured(lab, tmp_path_factory):
             for path in NOTEBOOKS:
                 notebook = json.loads((served / path.name).read_text(encoding="utf-8"))  # as served, not as now
                 try:
-                    page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", path.name)
+                    # Without a kernel: saved outputs need none, and a kernel per notebook costs seconds of CPU.
+                    # Returns nothing: Playwright would serialise the returned notebook widget, seconds each time.
+                    page.evaluate("async path => { await window.jupyterapp.commands.execute('docmanager:open', "
+                                  "{path, kernelPreference: {shouldStart: false}}); }", path.name)
                     page.wait_for_function(
                         f"""([name, count]) => {{
                             const state = ({OPENED})(name);
