@@ -94,11 +94,25 @@ def explorer_file(tmp_path_factory, explorer_in_a_browser):
     return path
 
 
+@pytest.fixture(scope="module")
+def browser(explorer_in_a_browser):
+    """One headless Chromium for the module's tests: a launch costs about a second of CPU, as much as some tests.
+    Each page opens in a context of its own (`browser.new_page`), so no test sees another's cookies or cache."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture(params=["voila", "file"])
-def open_explorer(request, tmp_path, outside_requests, dialogs):
+def open_explorer(request, browser, tmp_path, outside_requests, dialogs):
     """open_explorer(query, viewport) -> a Playwright page showing the explorer, once it has drawn: served by Voila,
     or the single file opened from file:// (`open_explorer.host` says which)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     if request.param == "voila":
         url, log = request.getfixturevalue("explorer_url")
@@ -118,26 +132,27 @@ def open_explorer(request, tmp_path, outside_requests, dialogs):
         dialogs.append(dialog.message)
         dialog.dismiss()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    pages = []
 
-        def open_page(query: str = "", viewport=(1600, 1800), expected_T: str = f"{TEMPERATURE:.3g}"):
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.route("**/*", keep_on_this_machine)
-            page.on("dialog", dismiss)
-            page.goto(url + query, timeout=PAGE_TIMEOUT_MS)
-            try:
-                page.locator(".kdlab-temperature .widget-readout").wait_for(timeout=PAGE_TIMEOUT_MS)
-                expect(page.locator(".kdlab-readout")).to_contain_text(f"T = {expected_T}:", timeout=60_000)
-            except Exception:
-                page.screenshot(path=tmp_path / "explorer-not-ready.png", full_page=True)
-                raise AssertionError(f"the explorer did not render; voila log:\n{log and log.read_text()[-3000:]}")
-            return page
-        open_page.host = request.param
+    def open_page(query: str = "", viewport=(1600, 1800), expected_T: str = f"{TEMPERATURE:.3g}"):
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        pages.append(page)
+        page.route("**/*", keep_on_this_machine)
+        page.on("dialog", dismiss)
+        page.goto(url + query, timeout=PAGE_TIMEOUT_MS)
         try:
-            yield open_page
-        finally:
-            browser.close()
+            page.locator(".kdlab-temperature .widget-readout").wait_for(timeout=PAGE_TIMEOUT_MS)
+            expect(page.locator(".kdlab-readout")).to_contain_text(f"T = {expected_T}:", timeout=60_000)
+        except Exception:
+            page.screenshot(path=tmp_path / "explorer-not-ready.png", full_page=True)
+            raise AssertionError(f"the explorer did not render; voila log:\n{log and log.read_text()[-3000:]}")
+        return page
+    open_page.host = request.param
+    try:
+        yield open_page
+    finally:
+        for page in pages:
+            page.close()  # and its context
 
 
 def test_typing_a_temperature_redraws_the_soft_targets_and_train_now_trains(open_explorer, outside_requests,
@@ -265,11 +280,11 @@ CONTROLS_AND_PANELS = ("kdlab-temperature", "kdlab-alpha", "kdlab-example", "kdl
 
 
 @pytest.mark.parametrize("viewport", [(1440, 900), (390, 844)])
-def test_the_single_file_opens_offline_and_a_key_press_redraws_and_relinks(explorer_file, viewport):
+def test_the_single_file_opens_offline_and_a_key_press_redraws_and_relinks(browser, explorer_file, viewport):
     """From file:// with every other request refused: nothing fails, nothing is logged as an error, a press of
     the T slider's arrow key redraws the soft targets and rewrites the link and the address, a drag of α moves
     the link too, and the page fits a laptop's screen and a phone's without scrolling sideways."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     assert explorer_file.stat().st_size <= 2_000_000
     problems = []
@@ -281,35 +296,33 @@ def test_the_single_file_opens_offline_and_a_key_press_redraws_and_relinks(explo
             problems.append(f"asked for {route.request.url}")
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.route("**/*", only_the_file)
-            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
-            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
-            page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-            page.goto(explorer_file.as_uri() + "?T=4&alpha=0.9&example=3")
-            caption, link = page.locator(".kdlab-readout"), page.locator(".kdlab-link")
-            expect(caption).to_contain_text("T = 4:")
-            soft = page.locator(".kdlab-soft-targets canvas")
-            before = soft.screenshot()
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page.route("**/*", only_the_file)
+        page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+        page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+        page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+        page.goto(explorer_file.as_uri() + "?T=4&alpha=0.9&example=3")
+        caption, link = page.locator(".kdlab-readout"), page.locator(".kdlab-link")
+        expect(caption).to_contain_text("T = 4:")
+        soft = page.locator(".kdlab-soft-targets canvas")
+        before = soft.screenshot()
 
-            page.locator(".kdlab-temperature input[type=range]").press("ArrowRight")
-            expect(caption).to_contain_text("T = 5:")
-            assert soft.screenshot() != before, "the soft-target panel did not change after a key press on T"
-            expect(link).to_contain_text("?T=5&alpha=0.90&example=3")
-            page.wait_for_function("location.search === '?T=5&alpha=0.90&example=3'", timeout=5_000)
-            page.locator(".kdlab-alpha input[type=range]").fill("0.25")  # a drag's input event: drawn next frame
-            expect(link).to_contain_text("?T=5&alpha=0.25&example=3")
-            expect(page.locator(".kdlab-alpha .widget-readout")).to_have_text("0.25")
+        page.locator(".kdlab-temperature input[type=range]").press("ArrowRight")
+        expect(caption).to_contain_text("T = 5:")
+        assert soft.screenshot() != before, "the soft-target panel did not change after a key press on T"
+        expect(link).to_contain_text("?T=5&alpha=0.90&example=3")
+        page.wait_for_function("location.search === '?T=5&alpha=0.90&example=3'", timeout=5_000)
+        page.locator(".kdlab-alpha input[type=range]").fill("0.25")  # a drag's input event: drawn next frame
+        expect(link).to_contain_text("?T=5&alpha=0.25&example=3")
+        expect(page.locator(".kdlab-alpha .widget-readout")).to_have_text("0.25")
 
-            assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0], "it scrolls sideways"
-            for css in CONTROLS_AND_PANELS:
-                box = page.locator(f".{css}").first.bounding_box()
-                assert box and box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= viewport[0], (css, box)
-        finally:
-            browser.close()
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0], "it scrolls sideways"
+        for css in CONTROLS_AND_PANELS:
+            box = page.locator(f".{css}").first.bounding_box()
+            assert box and box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= viewport[0], (css, box)
+    finally:
+        page.close()
     assert problems == []
 
 
