@@ -108,7 +108,7 @@ mkdir -p "$WORK/digits"
 
 if [ "$TINY" = 1 ]; then
   TEACHER_OPTIONS=(--epochs 1)
-  DISTILL_OPTIONS=(--teacher-epochs 1 --epochs 2 --seeds 2 --transfer-size 100)
+  DISTILL_OPTIONS=(--teacher-epochs 1 --epochs 1 --seeds 2 --transfer-size 100)
   BENCH_OPTIONS=(--teacher-epochs 1 --epochs 1 --seeds 1 --transfer-size 100)
   DDP_EPOCHS=1
   COMPILE_EPOCHS=1

@@ -108,13 +108,14 @@ def test_corrupt_teacher_checkpoint_is_reported_and_rebuilt(tmp_path, capsys):
     assert "delete it" not in printed  # kdlab rebuilds it: the user has nothing to do
 
 
-def save_default_teacher(root, accuracy=0.98):
+def save_default_teacher(root, accuracy=0.98, epochs=TEACHER_EPOCHS):
     """A stand-in for the real 30-epoch digits teacher (never trained in tests): untrained weights whose
     metadata says they are the default teacher, trained on the 997 pool images, so that a run that loads it
-    prints `accuracy`."""
+    prints `accuracy`. With other `epochs`, the same for the quick teacher in its own file."""
     spec = teacher_spec((1, 8, 8), 10)
-    return save_checkpoint(root / "teacher-digits-seed0.pt", build_model(spec, seed=0), spec, dataset="digits",
-                           seed=0, epochs=TEACHER_EPOCHS, jitter=0, validation=300, pool=997, accuracy=accuracy,
+    name = "digits" if epochs == TEACHER_EPOCHS else f"digits-epochs{epochs}"
+    return save_checkpoint(root / f"teacher-{name}-seed0.pt", build_model(spec, seed=0), spec, dataset="digits",
+                           seed=0, epochs=epochs, jitter=0, validation=300, pool=997, accuracy=accuracy,
                            validation_accuracy=0.97)
 
 
@@ -131,9 +132,8 @@ def test_a_quick_teacher_gets_its_own_file_and_never_replaces_the_default_one(tm
 
 
 def test_a_teacher_whose_metadata_is_hostile_is_reported_and_retrained(tmp_path, capsys):
-    save_default_teacher(tmp_path, accuracy="high")
-    code = main(["distill", "--data-root", str(tmp_path), "--teacher-epochs", str(TEACHER_EPOCHS), "--epochs", "1",
-                 "--seeds", "2", "--transfer-size", "50", "--no-progress"])
+    save_default_teacher(tmp_path, accuracy="high", epochs=1)  # the quick teacher's file: one epoch to retrain, not 30
+    code = main(["distill", "--data-root", str(tmp_path), *QUICK, "--no-progress"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "its metadata has accuracy='high', not a number in [0, 1]; rebuilding it." in printed
@@ -309,23 +309,35 @@ def test_bad_outputs_are_refused_before_any_training(tmp_path, make_bad_output, 
                                                           "results.sock"}  # nothing written beside them
 
 
+# `python -m kdlab ARGUMENTS` with a progress line every 0.1 s instead of every 5 (kdlab.progress.LOG_SECONDS, in
+# a log), so that a marker is on stderr as soon as training starts instead of after 5 s of it
+FREQUENT_PROGRESS = ("import runpy, kdlab.progress; kdlab.progress.LOG_SECONDS = 0.1; "
+                     "runpy.run_module('kdlab', run_name='__main__', alter_sys=True)")
+
+
 def interrupt_when(arguments, marker, cwd, *, signals=(signal.SIGINT,), count=1):
     """Run the CLI with Python's own SIGINT handling (the default disposition, even when this test runs as a
     background job, which starts with SIGINT ignored), send `signals`, one after the other, once `marker` (a
-    progress bar's name) is on stderr `count` times, and return (exit code, stdout, stderr, seconds from the
-    first signal to the exit)."""
-    child = subprocess.Popen([sys.executable, "-m", "kdlab", *arguments], cwd=cwd, stdout=subprocess.PIPE,
+    progress bar's name) is on stderr `count` times and a progress line has followed it, and return (exit code,
+    stdout, stderr, seconds from the first signal to the exit)."""
+    child = subprocess.Popen([sys.executable, "-c", FREQUENT_PROGRESS, *arguments], cwd=cwd, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(child.stderr.fileno(), 4096), b"")),
                               daemon=True)
     reader.start()
-    deadline = time.monotonic() + 120
-    while b"".join(chunks).decode(errors="replace").count(marker) < count and child.poll() is None \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+    def progress_lines():
+        return b"".join(chunks).decode(errors="replace").count(" epochs, ")
+
+    def wait_until(condition):
+        deadline = time.monotonic() + 120
+        while not condition() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    wait_until(lambda: b"".join(chunks).decode(errors="replace").count(marker) >= count)
+    seen = progress_lines()
+    wait_until(lambda: progress_lines() > seen)  # one more progress line: well inside training
     assert child.poll() is None, "the run ended before it could be interrupted"
-    time.sleep(0.5)  # well inside training
     sent = time.monotonic()
     for number in signals:
         child.send_signal(number)
@@ -406,15 +418,16 @@ def full_disk(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
-def test_a_teacher_that_cannot_be_saved_is_reported_and_the_run_finishes(full_disk, run_cli):
-    output = full_disk / "results.json"
-    result = run_cli("distill", "--data-root", str(full_disk), *QUICK, "--no-progress", "--json", str(output))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+def test_a_teacher_that_cannot_be_saved_is_reported_and_the_run_finishes(full_disk, capsys):
+    output = full_disk / "results.json"  # main() in this process: a child process would cost seconds of imports
+    code = main(["distill", "--data-root", str(full_disk), *QUICK, "--no-progress", "--json", str(output)])
+    result = capsys.readouterr()
+    assert code == 1 and "Traceback" not in result.err
     teacher = full_disk / "teacher-digits-epochs1-seed0.pt"
-    assert f"Could not save the model to {teacher} (No space left on device)" in result.stderr
-    assert "distilled - baseline, paired:" in result.stdout
+    assert f"Could not save the model to {teacher} (No space left on device)" in result.err
+    assert "distilled - baseline, paired:" in result.out
     assert len(json.loads(output.read_text())["runs"]) == 2
-    assert f"results were printed but not all saved: {teacher} (No space left on device)" in result.stderr
+    assert f"results were printed but not all saved: {teacher} (No space left on device)" in result.err
     assert sorted(path.name for path in full_disk.iterdir()) == ["results.json"]
 
 
