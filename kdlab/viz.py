@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn.functional as F
 from cycler import cycler
@@ -336,6 +335,8 @@ def plot_heatmap(values, rows: Sequence[str], columns: Sequence[str], *, ax=None
             raise ValueError(f"{name} must be {shape} like the values, got {np.shape(given)}")
     if labels is None and fmt is not None:
         labels = [[fmt.format(value) for value in row] for row in matrix]
+    import seaborn as sns  # here, not at the top: it costs a kernel or a page 0.6 s to import, often for nothing
+
     ax = sns.heatmap(matrix, ax=_new_axes(ax), cmap=cmap, vmin=vmin, vmax=vmax, cbar=colorbar,
                      cbar_kws={"label": colorbar_label}, xticklabels=list(columns), yticklabels=list(rows),
                      annot=False if labels is None else np.asarray(labels, dtype=object), fmt="",
@@ -389,6 +390,8 @@ def plot_learning_curves(histories: Mapping, metric: str = "test_accuracy", *, a
         runs += [pd.DataFrame({"epoch": np.arange(1, length + 1), metric: curve[:length], "run": label})
                  for curve in curves]
     styles = range(len(histories))
+    import seaborn as sns
+
     ax = sns.lineplot(pd.concat(runs), x="epoch", y=metric, hue="run", style="run", errorbar="sd", ax=_new_axes(ax),
                       palette=[COLOURS[i % len(COLOURS)] for i in styles],
                       dashes=[DASHES[i % len(DASHES)] for i in styles])
@@ -420,6 +423,8 @@ def plot_paired_gains(gains: Mapping[str, Mapping], per_seed: Mapping[str, Seque
             raise ValueError(f"per_seed has no differences for {missing}")
         seeds = pd.DataFrame([(name, scale * value) for name in names for value in per_seed[name]],
                              columns=["name", "gain"])
+        import seaborn as sns
+
         drawn = len(ax.collections)
         sns.stripplot(seeds, x="gain", y="name", order=names, color=COLOURS[3], size=7, jitter=0.15, alpha=0.8,
                       ax=ax)
