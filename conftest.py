@@ -27,9 +27,9 @@ def pytest_addoption(parser):
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker more than cores. The suite waits as well as computes (browsers render, servers and
     kernels start, child processes import torch), and with one worker per core a core idles through those
-    waits: about 1.8 of 2 cores were busy. With a third worker the suite took 484 s against about 525 s on
-    2 cores (2026-12-04); kdlab trains on one thread, so every number is the same. PYTEST_XDIST_AUTO_NUM_WORKERS
-    still sets the count outright."""
+    waits: about 1.8 of 2 cores were busy. With a third worker on 2 cores, `.ci/run` from a clean clone took a
+    median 526 s against 539 s (3 runs each, 2026-12-04; README, "Speed"); kdlab trains on one thread, so every
+    number is the same. PYTEST_XDIST_AUTO_NUM_WORKERS still sets the count outright."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist reads it
     from xdist.plugin import pytest_xdist_auto_num_workers as one_per_core
