@@ -104,6 +104,28 @@ def test_a_loss_on_an_intermediate_feature_trains_only_the_layers_below_it():
     assert head.weight.grad is None
 
 
+
+def test_the_convnet_pooling_before_its_relu_trains_exactly_as_conv_relu_pool():
+    # Images with a flat background, as digits have: equal values in a pooling window are common, and the
+    # gradient must still go to the same winner. Outputs, features and gradients are compared bit for bit.
+    spec = convnet_spec((1, 12, 12), channels=(4, 8), hidden=16, dropout=0.0)
+    model = build_model(spec, seed=0).train()
+    reference = torch.nn.Sequential(*(layer for stage in ((0, 2, 1), (3, 5, 4)) for layer in (model[i] for i in stage)),
+                                    *list(model)[6:])
+    assert [type(layer).__name__ for layer in reference[:6]] == ["Conv2d", "ReLU", "MaxPool2d"] * 2
+    inputs = torch.zeros(8, 1, 12, 12)
+    inputs[:, :, 3:9, 4:7] = torch.randn(8, 1, 6, 3, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(8)
+    gradients = []
+    for network in (model, reference):
+        network.zero_grad()
+        logits = network(inputs)
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        gradients.append((logits.detach(), [parameter.grad.clone() for parameter in model.parameters()]))
+    (ours, our_grads), (theirs, their_grads) = gradients
+    assert torch.equal(ours, theirs) and all(torch.equal(a, b) for a, b in zip(our_grads, their_grads))
+    assert torch.equal(model.features(inputs)["stage1"], reference[:3](inputs))
+
 # --- specs and seeds are checked before torch sees them -----------------------------------------------
 
 DIGITS_MLP = mlp_spec((1, 8, 8), hidden=(16,))
