@@ -8,7 +8,10 @@ decision made in one place.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import statistics
+import sys
 import time
 
 import torch
@@ -72,12 +75,37 @@ def one_cpu_thread(device="cpu"):
     if torch.device(device).type != "cpu":
         yield
         return
+    reuse_large_blocks()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+LARGE_BLOCK_BYTES = 1 << 30
+
+
+@functools.cache
+def reuse_large_blocks() -> bool:
+    """Let glibc keep freed blocks of up to 1 GiB for reuse, once per process; True if it could (Linux).
+
+    By default glibc hands every freed block over 32 MB straight back to the system, and the next one is
+    faulted in again page by page, zeroed by the kernel. kdlab's CPU work allocates such blocks all the time:
+    the MNIST ConvNet teacher scoring 2,000 images needs about 200 MB of activations per call, and a CPU run
+    of `python -m kdlab distill --dataset mnist` spent 10 of its 35 s in the kernel doing this (25 s with
+    blocks reused; benchmarks/bench_train.py, README "Speed"). No number changes: only where memory comes
+    from. The cost is that up to 1 GiB freed stays with the process, not the system, until it exits.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a C library without mallopt (not glibc): nothing to tune
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, LARGE_BLOCK_BYTES))
 
 
 def forward_seconds(model: nn.Module, inputs: torch.Tensor, *, repeats: int = 50, device=None) -> float:

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -12,6 +15,36 @@ def test_one_cpu_thread_restores_the_thread_count_even_after_an_error():
             assert torch.get_num_threads() == 1
             raise RuntimeError("training failed")
     assert torch.get_num_threads() == before
+
+
+# In a fresh process (the test's own may have made the setting already): page faults of allocating,
+# filling and freeing 256 MB, three times, before and after kdlab first works on the CPU.
+FAULTS = """
+import resource, torch
+from kdlab.device import one_cpu_thread
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        torch.ones(64 << 20)  # 256 MB, freed at once
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+default = faults()
+with one_cpu_thread():
+    faults()  # the first block is faulted in once
+    reused = faults()
+print(default, reused)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the setting is glibc's, made on Linux only")
+def test_once_kdlab_works_on_the_cpu_a_freed_large_block_is_reused_not_faulted_in_again():
+    done = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    default, reused = map(int, done.stdout.split())
+    pages = 3 * (256 << 20) // 4096
+    assert default > 0.9 * pages  # glibc's default: every 256 MB block faulted in afresh, page by page
+    assert reused < 0.05 * pages
 
 
 def test_forward_seconds_is_a_median_that_grows_with_the_work_and_leaves_the_model_alone():
