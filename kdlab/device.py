@@ -95,7 +95,7 @@ def reuse_large_blocks() -> bool:
     faulted in again page by page, zeroed by the kernel. kdlab's CPU work allocates such blocks all the time:
     the MNIST ConvNet teacher scoring 2,000 images needs about 200 MB of activations per call, and a CPU run
     of `python -m kdlab distill --dataset mnist` spent 10 of its 35 s in the kernel doing this (25 s with
-    blocks reused; benchmarks/bench_train.py, README "Speed"). No number changes: only where memory comes
+    blocks reused; benchmarks/bench_allocator.py measures it). No number changes: only where memory comes
     from. The cost is that up to 1 GiB freed stays with the process, not the system, until it exits.
     """
     if not sys.platform.startswith("linux"):
