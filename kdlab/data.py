@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib.util
+import json
 import math
 import numbers
 import os
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 __all__ = ["DATASETS", "DatasetUnavailable", "TensorData", "canonical_name", "download", "jitter", "load_dataset",
@@ -331,16 +334,44 @@ def download(name: str, root="data") -> Path:
     return _dataset_folder(name, root)
 
 
-def _load_digits(seed: int) -> tuple[TensorData, TensorData]:
-    from sklearn.datasets import load_digits
+# The digits' train/test split of seed 0, the one every notebook and command uses, is stored in the package
+# (scripts/digits_split.py writes it with scikit-learn's stratified train_test_split), so that loading the digits
+# reads two small files instead of importing scikit-learn: about a second in every process that uses them.
+STORED_DIGITS_SPLIT = Path(__file__).with_name("digits_split.json")
+DIGITS_TEST_SIZE = 500
+
+
+def digits_file() -> Path:
+    """scikit-learn's own copy of the digits (digits.csv.gz), found without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetUnavailable("the digits ship inside scikit-learn, which is not installed: "
+                                 "pip install -r requirements.txt")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
+def stratified_digits_split(seed: int, labels) -> tuple[list[int], list[int]]:
+    """(train, test) indices into the digits, in the order scikit-learn's stratified train_test_split gives."""
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        digits.data / 16.0, digits.target, test_size=500, random_state=seed, stratify=digits.target
-    )
+    train, test = train_test_split(list(range(len(labels))), test_size=DIGITS_TEST_SIZE, random_state=seed,
+                                   stratify=labels)
+    return train, test
+
+
+def _load_digits(seed: int) -> tuple[TensorData, TensorData]:
+    with gzip.open(digits_file(), "rt", encoding="utf-8") as file:  # as sklearn.datasets.load_digits reads it
+        table = np.loadtxt(file, delimiter=",")
+    pixels, targets = table[:, :-1] / 16.0, table[:, -1].astype(int)
+    if seed == 0:
+        stored = json.loads(STORED_DIGITS_SPLIT.read_text())
+        train_indices, test_indices = stored["train"], stored["test"]
+    else:
+        train_indices, test_indices = stratified_digits_split(seed, targets)
+    x_train, x_test = pixels[train_indices], pixels[test_indices]
+    y_train, y_test = targets[train_indices], targets[test_indices]
     mean, std = x_train.mean(), x_train.std()
-    classes = tuple(str(c) for c in digits.target_names)
+    classes = tuple(str(c) for c in range(10))
 
     def tensor_data(x, y) -> TensorData:
         inputs = torch.tensor((x - mean) / std, dtype=torch.float32).reshape(-1, 1, 8, 8)

@@ -5,14 +5,24 @@ import gzip
 import hashlib
 import pickle
 import struct
+import subprocess
+import sys
 from urllib.error import URLError
 
 import numpy as np
 import pytest
 import torch
-import torchvision.datasets
 
 from kdlab.data import DATASETS, DatasetUnavailable, TensorData, download, load_dataset, make_loader
+
+
+@pytest.fixture
+def torchvision_datasets():
+    """torchvision.datasets, imported only by the tests that use it: every test process collects this file, and
+    the import costs each about 2 s of CPU."""
+    import torchvision.datasets
+
+    return torchvision.datasets
 
 
 def toy_data(n=23, num_classes=4):
@@ -58,6 +68,25 @@ def test_digits_split_is_seeded(digits):
     assert torch.equal(train.inputs, again_train.inputs) and torch.equal(test.labels, again_test.labels)
     other_train, _ = load_dataset("digits", seed=1)
     assert not torch.equal(train.inputs, other_train.inputs)
+
+
+def test_the_stored_digits_split_is_scikit_learns_and_spares_its_import(digits):
+    """Seed 0's split is read from kdlab/digits_split.json: it must be the one scikit-learn's stratified
+    train_test_split draws (scripts/digits_split.py writes it again), and reading it must not import scikit-learn."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(bunch.data / 16.0, bunch.target, test_size=500,
+                                                        random_state=0, stratify=bunch.target)
+    mean, std = x_train.mean(), x_train.std()
+    train, test = digits
+    for ours, theirs, labels in ((train, x_train, y_train), (test, x_test, y_test)):
+        expected = torch.tensor((theirs - mean) / std, dtype=torch.float32).reshape(-1, 1, 8, 8)
+        assert torch.equal(ours.inputs, expected) and torch.equal(ours.labels, torch.as_tensor(labels))
+    check = "import sys; from kdlab.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False", "loading the digits imported scikit-learn"
 
 
 # --- subsets ----------------------------------------------------------------------------------
@@ -237,7 +266,7 @@ def write_cifar_layout(folder, rng):
 
 
 @pytest.fixture
-def tiny_cifar(tmp_path, monkeypatch):
+def tiny_cifar(tmp_path, monkeypatch, torchvision_datasets):
     """Tiny CIFAR-10 files, with torchvision's published MD5s swapped for theirs.
 
     torchvision checks every CIFAR file against the published MD5 before reading it. The test
@@ -250,7 +279,7 @@ def tiny_cifar(tmp_path, monkeypatch):
     def md5(filename):
         return hashlib.md5((folder / filename).read_bytes()).hexdigest()
 
-    cifar = torchvision.datasets.CIFAR10
+    cifar = torchvision_datasets.CIFAR10
     monkeypatch.setattr(cifar, "train_list", [[f, md5(f)] for f, _ in cifar.train_list])
     monkeypatch.setattr(cifar, "test_list", [[f, md5(f)] for f, _ in cifar.test_list])
     monkeypatch.setattr(cifar, "meta", {**cifar.meta, "md5": md5("batches.meta")})
@@ -288,12 +317,12 @@ def test_corrupted_cifar10_file_is_reported(tiny_cifar):
     "name, folder",
     [("mnist", "MNIST/raw"), ("fashion-mnist", "FashionMNIST/raw"), ("cifar10", "cifar-10-batches-py")],
 )
-def test_offline_missing_dataset_fails_fast_with_advice(tmp_path, monkeypatch, name, folder):
+def test_offline_missing_dataset_fails_fast_with_advice(tmp_path, monkeypatch, torchvision_datasets, name, folder):
     def no_network(self):
         raise AssertionError("offline loading tried to download")
 
-    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", no_network)
+    monkeypatch.setattr(torchvision_datasets.MNIST, "download", no_network)
+    monkeypatch.setattr(torchvision_datasets.CIFAR10, "download", no_network)
     with pytest.raises(DatasetUnavailable) as error:  # at once: the patched download would fail the test
         load_dataset(name, root=tmp_path, offline=True)
     message = str(error.value)
@@ -301,11 +330,11 @@ def test_offline_missing_dataset_fails_fast_with_advice(tmp_path, monkeypatch, n
     assert f"python -m kdlab download {name} --data-root {tmp_path}" in message
 
 
-def test_failed_download_becomes_a_short_dataset_unavailable(tmp_path, monkeypatch):
+def test_failed_download_becomes_a_short_dataset_unavailable(tmp_path, monkeypatch, torchvision_datasets):
     def unreachable(self):
         raise URLError("no route to host")
 
-    monkeypatch.setattr(torchvision.datasets.MNIST, "download", unreachable)
+    monkeypatch.setattr(torchvision_datasets.MNIST, "download", unreachable)
     with pytest.raises(DatasetUnavailable) as error:
         load_dataset("mnist", root=tmp_path)
     message = str(error.value)
