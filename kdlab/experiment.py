@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import torch
 from torch import nn
 
 from kdlab import distributed, language
@@ -27,7 +28,7 @@ from kdlab.interrupt import TrainingInterrupted
 from kdlab.losses import check_hyperparameters
 from kdlab.models import build_model, count_parameters, teacher_spec
 from kdlab.text import CharCorpus
-from kdlab.train import check_method, evaluate, fit, train_student
+from kdlab.train import check_method, evaluate, fit, teacher_answers, train_student
 
 __all__ = ["DKD_STUDENTS", "LANGUAGE_SETTING", "SETTINGS", "VALIDATION_SEED", "LanguageSetting", "Setting",
            "Split", "compare_dkd_with_kd", "compare_language_students", "compare_students", "language_setting",
@@ -209,6 +210,8 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
     Each run keeps its students' per-example "baseline_correct" / "distilled_correct". Ctrl-C raises TrainingInterrupted
     whose `partial` holds the same summary over the seeds whose two students both finished.
     """
+    answers = teacher_answers(teacher, test, device=device)  # what each student's agreement is measured against
+
     def compare_once(seed):
         transfer = pool.subset(transfer_size, seed=seed) if transfer_size else pool
         common = {"epochs": epochs, "seed": seed, "device": device, "progress": progress, **options}
@@ -217,7 +220,7 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
                                                                    alpha=alpha, **common)})
         run = {"seed": seed, "transfer_size": len(transfer)}
         for name, (model, history) in students.items():
-            run |= _scores_of(name, model, test, teacher, device) | {f"{name}_history": history.as_dict()}
+            run |= _scores_of(name, model, test, answers, device) | {f"{name}_history": history.as_dict()}
         return run
 
     def summary(runs):
@@ -257,6 +260,7 @@ def compare_dkd_with_kd(teacher, pool: TensorData, test: TensorData, spec: dict,
 
     check_hyperparameters(T, alpha)
     check_method("dkd", tckd_weight, nckd_weight)
+    answers = teacher_answers(teacher, test, device=device)
 
     def compare_once(seed):
         transfer = pool.subset(transfer_size, seed=seed) if transfer_size else pool
@@ -269,7 +273,7 @@ def compare_dkd_with_kd(teacher, pool: TensorData, test: TensorData, spec: dict,
             raise TrainingInterrupted(f"the baseline, KD and DKD students' {stop.message}") from None
         run = {"seed": seed, "transfer_size": len(transfer)}
         for name, model in zip(DKD_STUDENTS, students):
-            run |= _scores_of(name, model, test, teacher, device)
+            run |= _scores_of(name, model, test, answers, device)
         return run
 
     def summary(runs):
@@ -290,9 +294,10 @@ def compare_dkd_with_kd(teacher, pool: TensorData, test: TensorData, spec: dict,
     return _paired_over_seeds(seeds, compare_once, summary)
 
 
-def _scores_of(name: str, model, test: TensorData, teacher, device) -> dict:
-    """A student's accuracy, loss and agreement with the teacher on `test`, and its per-example "<name>_correct"."""
-    scores = evaluate(model, test, teacher=teacher, device=device, per_example=True)
+def _scores_of(name: str, model, test: TensorData, teacher_predictions: torch.Tensor, device) -> dict:
+    """A student's accuracy, loss and agreement with the teacher's top-1 classes on `test`, and its per-example
+    "<name>_correct"."""
+    scores = evaluate(model, test, teacher_predictions=teacher_predictions, device=device, per_example=True)
     return {name: scores["accuracy"], f"{name}_loss": scores["loss"], f"{name}_agreement": scores["agreement"],
             f"{name}_correct": scores["correct"]}
 

@@ -31,7 +31,7 @@ from kdlab.losses import check_hyperparameters, decoupled_kd_loss, kd_loss
 from kdlab.models import build_model
 from kdlab.progress import TrainingLoop
 
-__all__ = ["METHODS", "History", "check_method", "distill", "evaluate", "fit", "train_student"]
+__all__ = ["METHODS", "History", "check_method", "distill", "evaluate", "fit", "teacher_answers", "train_student"]
 
 METHODS = ("kd", "dkd")  # how a distilled student learns from its teacher: kd_loss, or decoupled_kd_loss
 
@@ -55,13 +55,24 @@ class History:
         return asdict(self)
 
 
-def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = None, device=None,
-             per_example: bool = False) -> dict:
+def evaluate(model: nn.Module, data: TensorData, *, teacher: nn.Module | None = None,
+             teacher_predictions: torch.Tensor | None = None, device=None, per_example: bool = False) -> dict:
     """Accuracy and cross-entropy on `data`; with a teacher, how often the top-1 classes agree; with
-    `per_example`, "correct": 1/0 per example, what an interval over the test images needs."""
+    `per_example`, "correct": 1/0 per example, what an interval over the test images needs.
+
+    `teacher_predictions`, the teacher's top-1 classes on `data` (`teacher_answers`), stand in for `teacher`
+    where many students are scored against one teacher: its forward pass then runs once, not once a student."""
     device = pick_device(device)
-    teacher_predictions = None if teacher is None else predict_logits(teacher, data.inputs, device=device).argmax(1)
+    if teacher is not None and teacher_predictions is not None:
+        raise ValueError("give the teacher or its predictions, not both")
+    if teacher is not None:
+        teacher_predictions = teacher_answers(teacher, data, device=device)
     return _scores(model, data, teacher_predictions, device, per_example)
+
+
+def teacher_answers(teacher: nn.Module, data: TensorData, *, device=None) -> torch.Tensor:
+    """The teacher's top-1 class for every example of `data`, on `device`."""
+    return predict_logits(teacher, data.inputs, device=pick_device(device)).argmax(dim=1)
 
 
 def _scores(model: nn.Module, data: TensorData, teacher_predictions: torch.Tensor | None, device,
@@ -194,7 +205,7 @@ def _teacher_targets(teacher, train: TensorData, test: TensorData | None, device
         return (), None
     teacher.to(device)
     train_logits = predict_logits(teacher, train.inputs, device=device)
-    test_predictions = None if test is None else predict_logits(teacher, test.inputs, device=device).argmax(dim=1)
+    test_predictions = None if test is None else teacher_answers(teacher, test, device=device)
     return (train_logits,), test_predictions
 
 

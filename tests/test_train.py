@@ -5,7 +5,7 @@ from kdlab.data import jitter
 from kdlab.device import pick_device, predict_logits
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model, mlp_spec, teacher_spec
-from kdlab.train import distill, evaluate, fit
+from kdlab.train import distill, evaluate, fit, teacher_answers
 
 
 def small_student(train):
@@ -169,6 +169,20 @@ def test_evaluate_per_example_says_which_examples_are_right_and_matches_the_accu
     assert sum(scores["correct"]) / len(test) == pytest.approx(scores["accuracy"])
     assert "agreement" in scores
     assert evaluate(model, test, teacher=teacher).keys() == scores.keys() - {"correct"}  # only when asked
+
+
+def test_a_teachers_answers_given_once_score_as_the_teacher_does(digits):
+    train, test = digits
+    model = small_student(train)
+    fit(model, train.subset(200), epochs=2, progress=False)
+    teacher = build_model(mlp_spec(train.input_shape, hidden=(8,)), seed=3)
+    answers = teacher_answers(teacher, test)
+    assert torch.equal(answers, predict_logits(teacher, test.inputs).argmax(1))
+    with_teacher = evaluate(model, test, teacher=teacher, per_example=True)
+    assert evaluate(model, test, teacher_predictions=answers, per_example=True) == with_teacher
+    assert 0 < with_teacher["agreement"] < 1
+    with pytest.raises(ValueError, match="the teacher or its predictions, not both"):
+        evaluate(model, test, teacher=teacher, teacher_predictions=answers)
 
 
 def test_method_dkd_takes_adams_step_on_decoupled_kd_loss(digits):
