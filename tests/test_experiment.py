@@ -283,3 +283,25 @@ def test_split_dataset_of_a_dataset_without_a_setting_asks_for_a_size(digits):
     with pytest.raises(ValueError, match="no default experiment for 'letters'"):  # not a bare KeyError
         split_dataset(letters, test)
     assert len(split_dataset(letters, test, validation=100).validation) == 100
+
+
+def test_without_a_progress_bar_the_teacher_is_scored_once_at_the_end_and_trains_the_same(tmp_path, digits,
+                                                                                            monkeypatch):
+    """The per-epoch validation score is for the progress bar only: without one it is not computed, and scoring
+    never changes what the teacher learns."""
+    from kdlab import train as training
+
+    split = split_dataset(*digits)
+    scored, score = [], training._scores
+
+    def counted(model, data, *args, **kwargs):
+        scored.append({id(split.test): "test", id(split.validation): "validation"}[id(data)])
+        return score(model, data, *args, **kwargs)
+
+    monkeypatch.setattr(training, "_scores", counted)
+    quiet, _ = load_or_train_teacher(split, root=tmp_path / "quiet", epochs=2, progress=False)
+    assert scored == ["test", "validation"]  # once each, for the checkpoint's metadata
+    scored.clear()
+    shown, _ = load_or_train_teacher(split, root=tmp_path / "shown", epochs=2, progress=True)
+    assert scored == ["validation", "validation", "test", "validation"]
+    assert all(torch.equal(a, b) for a, b in zip(quiet.state_dict().values(), shown.state_dict().values()))
