@@ -199,9 +199,12 @@ def load_or_train_teacher(split: Split, *, root="data", epochs: int | None = Non
 def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *, transfer_size: int | None = None,
                      seeds=(0, 1, 2, 3, 4), T: float = TEMPERATURE, alpha: float = ALPHA,
                      epochs: int = STUDENT_EPOCHS, device=None, progress: bool = True, scored_on: str = "test images",
-                     **options) -> dict:
+                     watch: TensorData | None = None, **options) -> dict:
     """For each seed, a baseline student (hard labels) and a distilled student from the same initial
     weights and batches, trained on a transfer set and scored on `test`.
+
+    Each student's "<name>_history" scores it after every epoch on `watch` (default `test`): one run watched on
+    validation images can choose a budget, and its students are then the students of that budget.
 
     With `transfer_size`, each seed draws its own balanced transfer set of that size from `pool`;
     without it, every seed trains on all of `pool`. Returns {"runs": [per seed], "baseline" and
@@ -216,8 +219,9 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
     def compare_once(seed):
         transfer = pool.subset(transfer_size, seed=seed) if transfer_size else pool
         common = {"epochs": epochs, "seed": seed, "device": device, "progress": progress, **options}
-        students = _train_pair({"baseline": lambda: train_student(spec, transfer, test, **common),
-                                "distilled": lambda: train_student(spec, transfer, test, teacher=teacher, T=T,
+        watched = test if watch is None else watch
+        students = _train_pair({"baseline": lambda: train_student(spec, transfer, watched, **common),
+                                "distilled": lambda: train_student(spec, transfer, watched, teacher=teacher, T=T,
                                                                    alpha=alpha, **common)})
         run = {"seed": seed, "transfer_size": len(transfer)}
         for name, (model, history) in students.items():

@@ -56,6 +56,24 @@ def test_each_seed_draws_its_own_transfer_set_and_both_students_share_it(digits_
     assert not torch.equal(train.subset(60, seed=3).inputs, train.subset(60, seed=4).inputs)
 
 
+def test_students_watched_on_other_images_are_the_same_students_scored_on_test(digits_and_teacher):
+    """`watch` only says where the per-epoch history is scored: the students, and their test scores, are those of a
+    run watched on the test images (notebook 05 chooses a budget on validation this way, then reads test)."""
+    train, test, teacher = digits_and_teacher
+    held_out = train.subset(100, seed=9)
+    common = {"transfer_size": 60, "seeds": (0, 1), "epochs": 3, "progress": False}
+    watched = compare_students(teacher, train, test, small_spec(train), watch=held_out, **common)
+    plain = compare_students(teacher, train, test, small_spec(train), **common)
+    for ours, theirs in zip(watched["runs"], plain["runs"]):
+        for name in ("baseline", "distilled"):
+            assert ours[f"{name}_correct"] == theirs[f"{name}_correct"] and ours[name] == theirs[name]
+            assert ours[f"{name}_history"]["train_loss"] == theirs[f"{name}_history"]["train_loss"]
+            assert ours[f"{name}_history"]["test_accuracy"] != theirs[f"{name}_history"]["test_accuracy"]
+    student = build_model(small_spec(train), seed=1)
+    history = fit(student, train.subset(60, seed=1), held_out, epochs=3, seed=1, progress=False)
+    assert watched["runs"][1]["baseline_history"]["test_accuracy"] == history.test_accuracy  # scored on held_out
+
+
 def test_the_gain_is_the_mean_paired_difference_with_its_interval(digits_and_teacher):
     train, test, teacher = digits_and_teacher
     results = compare_students(teacher, train, test, small_spec(train), transfer_size=60, seeds=range(3), epochs=3,
