@@ -359,10 +359,15 @@ def stratified_digits_split(seed: int, labels) -> tuple[list[int], list[int]]:
     return train, test
 
 
-def _load_digits(seed: int) -> tuple[TensorData, TensorData]:
-    with gzip.open(digits_file(), "rt", encoding="utf-8") as file:  # as sklearn.datasets.load_digits reads it
+def digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """(pixels scaled to [0, 1], labels) of all 1,797 digits, read as sklearn.datasets.load_digits reads them."""
+    with gzip.open(digits_file(), "rt", encoding="utf-8") as file:
         table = np.loadtxt(file, delimiter=",")
-    pixels, targets = table[:, :-1] / 16.0, table[:, -1].astype(int)
+    return table[:, :-1] / 16.0, table[:, -1].astype(int)
+
+
+def _load_digits(seed: int) -> tuple[TensorData, TensorData]:
+    pixels, targets = digits_table()
     if seed == 0:
         stored = json.loads(STORED_DIGITS_SPLIT.read_text())
         train_indices, test_indices = stored["train"], stored["test"]

@@ -215,11 +215,11 @@ def compare_students(teacher, pool: TensorData, test: TensorData, spec: dict, *,
     whose `partial` holds the same summary over the seeds whose two students both finished.
     """
     answers = teacher_answers(teacher, test, device=device)  # what each student's agreement is measured against
+    watched = test if watch is None else watch
 
     def compare_once(seed):
         transfer = pool.subset(transfer_size, seed=seed) if transfer_size else pool
         common = {"epochs": epochs, "seed": seed, "device": device, "progress": progress, **options}
-        watched = test if watch is None else watch
         students = _train_pair({"baseline": lambda: train_student(spec, transfer, watched, **common),
                                 "distilled": lambda: train_student(spec, transfer, watched, teacher=teacher, T=T,
                                                                    alpha=alpha, **common)})

@@ -5,15 +5,11 @@ train_test_split draws it, so that kdlab loads the digits without importing scik
                                         # tests/test_data.py checks the stored split against scikit-learn's
 """
 
-import gzip
 import json
 
-import numpy as np
+from kdlab.data import DIGITS_TEST_SIZE, STORED_DIGITS_SPLIT, digits_table, stratified_digits_split
 
-from kdlab.data import DIGITS_TEST_SIZE, STORED_DIGITS_SPLIT, digits_file, stratified_digits_split
-
-with gzip.open(digits_file(), "rt", encoding="utf-8") as file:
-    labels = np.loadtxt(file, delimiter=",")[:, -1].astype(int)
+_, labels = digits_table()
 train, test = stratified_digits_split(0, labels)
 STORED_DIGITS_SPLIT.write_text(json.dumps({
     "about": f"indices into scikit-learn's digits (digits.csv.gz): train_test_split(test_size={DIGITS_TEST_SIZE}, "

@@ -271,8 +271,9 @@ def test_the_teacher_trains_on_the_pool_only_and_reports_both_accuracies(tmp_pat
     split, _, metadata = load_data_and_teacher("digits", tmp_path, teacher_epochs=1, validation=200, progress=False)
     assert len(seen) == 1
     trained_on, watched = seen[0]
-    assert trained_on is split.pool and watched is None  # never the validation or test images; without a
-    # progress bar nothing is scored per epoch (validation and test are scored once, for the metadata)
+    # trained on the pool, never the validation or test images; without a progress bar nothing is scored per
+    # epoch (validation and test are scored once, for the metadata)
+    assert trained_on is split.pool and watched is None
     assert metadata["pool"] == len(split.pool) == 1097 and metadata["validation"] == len(split.validation) == 200
     assert 0 <= metadata["validation_accuracy"] <= 1 and 0 <= metadata["accuracy"] <= 1
     assert (tmp_path / "teacher-digits-epochs1-validation200-seed0.pt").exists()
