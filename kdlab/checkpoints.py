@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 import kdlab
+from kdlab import distributed
 from kdlab.interrupt import TrainingInterrupted
 from kdlab.models import build_model
 
@@ -373,24 +374,74 @@ def load_or_compute(path, read, compute, write, *, what: str = "model", retrain:
     is not a regular file (a folder, a device, a symbolic link: see _write_atomically) is read if it
     can be, but never rebuilt: ValueError before computing, since nothing could be saved there.
     A write that fails (OSError: a full disk, a read-only mount) is reported by report_unsaved, and the
-    result is returned all the same. `retrain` skips the file.
+    result is returned all the same. `retrain` skips the file. A second process that misses the same file
+    while the first is building it waits for the first and reads its file (_one_builder_at_a_time).
     """
     path = Path(path)
     if not retrain and path.is_file():
-        try:
-            return read(path)
-        except (OSError, ValueError, TypeError, KeyError, RecursionError) as error:
-            reason = error.reason if isinstance(error, CheckpointError) else _one_line(error)
-            print(f"Not reusing the saved {what}: {reason}; rebuilding it.")
+        usable, result = _read_usable(path, read, what)
+        if usable:
+            return result
     in_the_way = _not_a_regular_file(path)
     if in_the_way:  # nothing could be saved there: say so before the work, not after
         raise ValueError(f"{path} is {in_the_way}, not the {what}'s file; move it away or choose another data root")
-    result = compute()
-    try:
-        write(path, result)
-    except OSError as error:
-        report_unsaved(path, error, f"the {what}")
+    with _one_builder_at_a_time(path, what) as waited:
+        if waited and not retrain and path.is_file():  # built by the process this one waited for
+            usable, result = _read_usable(path, read, what)
+            if usable:
+                return result
+        result = compute()
+        try:
+            write(path, result)
+        except OSError as error:
+            report_unsaved(path, error, f"the {what}")
     return result
+
+
+def _read_usable(path: Path, read, what: str) -> tuple[bool, object]:
+    """(True, read(path)), or (False, None) after saying in one line why the file cannot be used."""
+    try:
+        return True, read(path)
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as error:
+        reason = error.reason if isinstance(error, CheckpointError) else _one_line(error)
+        print(f"Not reusing the saved {what}: {reason}; rebuilding it.")
+        return False, None
+
+
+@contextlib.contextmanager
+def _one_builder_at_a_time(path: Path, what: str):
+    """Hold an flock on `.NAME.lock` beside `path` while building it; yields whether another process held it
+    first. Two processes that miss the same cache at once (two notebooks, the test suite's workers) would
+    otherwise both train it: the second now waits, saying so, and reads what the first saved. The lock file is
+    removed once built; a waiter that finds its lock file gone or replaced takes the new one, so only one builder
+    runs at a time. Without flock (Windows) or a writable folder nothing is locked, nor under torchrun, whose
+    ranks build together (one waiting for another would leave the rest waiting for it in their first all-reduce)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    waited = False
+    while fcntl is not None and distributed.world()[1] == 1:
+        try:
+            handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:  # a read-only folder: nothing can be saved there, so nobody waits for it
+            break
+        with os.fdopen(handle, "rb") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"Waiting for another process that is building the {what} at {path}.", flush=True)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                waited = True
+            try:
+                held = os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino
+            except FileNotFoundError:
+                held = False
+            if not held:  # its builder finished and removed it while this process waited: lock the new one
+                continue
+            try:
+                yield waited
+            finally:
+                lock_path.unlink(missing_ok=True)  # while still locked, so no waiter is left holding a stale one
+        return
+    yield waited
 
 
 def load_or_train(path, spec: dict, expect: dict, train, *, seed: int, what: str = "the model",

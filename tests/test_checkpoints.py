@@ -2,6 +2,7 @@ import errno
 import math
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -114,6 +115,64 @@ def test_load_or_compute_skips_a_good_file_when_told_to_retrain(tmp_path):
     _, path = saved(tmp_path)
     assert load_or_compute(path, lambda path: "read", lambda: "computed", lambda path, result: None,
                            retrain=True) == "computed"
+
+
+class _TwoBuilders:
+    """Two load_or_compute calls that miss the same file at once, each in a thread of its own (flock treats two
+    opens of the lock file as two holders, as it does two processes). The first one's computation runs until
+    `finish` is set; `outcome` holds what each call returned or raised."""
+
+    def __init__(self, path, first_fails=False):
+        self.path, self.first_fails = path, first_fails
+        self.computing, self.finish = threading.Event(), threading.Event()
+        self.computed, self.outcome = [], {}
+
+    def _compute(self, name):
+        self.computed.append(name)
+        if name == "first":
+            self.computing.set()
+            assert self.finish.wait(60)
+            if self.first_fails:
+                raise KeyboardInterrupt
+        return name
+
+    def _call(self, name):
+        try:
+            self.outcome[name] = load_or_compute(self.path, lambda path: path.read_text(),
+                                                 lambda: self._compute(name), write_text_atomically, what="grid")
+        except BaseException as error:  # the first one's Ctrl-C is the point of one test
+            self.outcome[name] = type(error).__name__
+
+    def run(self, capsys):
+        first = threading.Thread(target=self._call, args=("first",))
+        first.start()
+        assert self.computing.wait(60)
+        second = threading.Thread(target=self._call, args=("second",))
+        second.start()
+        printed, deadline = "", time.monotonic() + 60
+        while "Waiting for another process" not in printed and time.monotonic() < deadline:
+            time.sleep(0.01)
+            printed += capsys.readouterr().out
+        self.finish.set()
+        first.join(60)
+        second.join(60)
+        return printed
+
+
+def test_a_second_caller_missing_the_same_cache_waits_for_the_first_and_reads_its_file(tmp_path, capsys):
+    builders = _TwoBuilders(tmp_path / "grid.json")
+    printed = builders.run(capsys)
+    assert f"Waiting for another process that is building the grid at {builders.path}." in printed
+    assert builders.computed == ["first"] and builders.outcome == {"first": "first", "second": "first"}
+    assert [path.name for path in tmp_path.iterdir()] == ["grid.json"]  # no lock file left behind
+
+
+def test_when_the_first_builder_stops_the_one_waiting_builds_the_file_itself(tmp_path, capsys):
+    builders = _TwoBuilders(tmp_path / "grid.json", first_fails=True)
+    builders.run(capsys)
+    assert builders.computed == ["first", "second"]
+    assert builders.outcome == {"first": "KeyboardInterrupt", "second": "second"}
+    assert builders.path.read_text() == "second" and [path.name for path in tmp_path.iterdir()] == ["grid.json"]
 
 
 def test_cache_path_is_the_one_naming_rule():
