@@ -325,11 +325,13 @@ def load_or_train_language_teacher(corpus: CharCorpus, *, root="data", spec: dic
     validation = language.text_windows(corpus.validation, spec["context"])
 
     def train_teacher(teacher):
+        # scored on validation along the way only for the progress bar to show (each pass about half a second of
+        # CPU); the last score, after the last step, is the teacher's
         history = language.train_language_model(teacher, language.text_windows(corpus.train, spec["context"]),
                                                 validation, steps=steps, seed=seed, device=device,
-                                                progress=progress)
-        return {"validation_loss": language.validation_loss(teacher, validation, device=device),
-                "seconds": history.seconds, "history": history.as_dict()}
+                                                progress=progress, evaluations=10 if progress else 1)
+        return {"validation_loss": history.validation_loss[-1], "seconds": history.seconds,
+                "history": history.as_dict()}
 
     path = cache_path(root, "lm-teacher", f"{corpus.name}-{corpus.fingerprint[:12]}", seed=seed)
     teacher, metadata = load_or_train(path, spec, expected, train_teacher, seed=seed, what="the teacher",

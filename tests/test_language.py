@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from kdlab import checkpoints, experiment
+from kdlab import checkpoints, experiment, language
 from kdlab.__main__ import main
 from kdlab.checkpoints import cache_path, load_checkpoint, save_checkpoint
 from kdlab.experiment import compare_language_students, load_or_train_language_teacher
@@ -325,3 +325,27 @@ def test_an_interrupted_first_seed_leaves_nothing_to_compare(small_corpus, monke
         compare_language_students(build_model(spec, seed=9), small_corpus, spec, seeds=(0, 1), steps=4,
                                   progress=False, device="cpu", batch_size=8, evaluations=2)
     assert stop.value.partial is None
+
+
+def test_without_a_progress_bar_the_language_teacher_is_scored_once_and_trains_the_same(small_corpus, tmp_path,
+                                                                                         monkeypatch):
+    """Scoring on validation along the way is for the progress bar only: without one the teacher is scored once,
+    after its last step, and scoring never changes what it learns or the loss its checkpoint records."""
+    spec = gpt_spec(small_corpus.vocab_size, context=16, **TINY)
+    passes, score = [], language.validation_loss
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(language, "validation_loss", counted)
+    quiet, quiet_info = load_or_train_language_teacher(small_corpus, root=tmp_path / "quiet", spec=spec, steps=20,
+                                                       progress=False, device="cpu")
+    assert len(passes) == 1 and quiet_info["history"]["step"] == [20]
+    passes.clear()
+    shown, shown_info = load_or_train_language_teacher(small_corpus, root=tmp_path / "shown", spec=spec, steps=20,
+                                                       progress=True, device="cpu")
+    assert len(passes) == 10 and shown_info["history"]["step"] == list(range(2, 21, 2))
+    assert all(torch.equal(a, b) for a, b in zip(quiet.state_dict().values(), shown.state_dict().values()))
+    validation = text_windows(small_corpus.validation, 16)
+    assert quiet_info["validation_loss"] == shown_info["validation_loss"] == score(quiet, validation, device="cpu")
