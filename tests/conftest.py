@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from lab_server import CHROMIUM
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own browser download does not work here
 
 
 @pytest.fixture(scope="session")

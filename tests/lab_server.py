@@ -1,4 +1,5 @@
-"""What the JupyterLab browser tests share: a free port, waiting for the server, and the kernels it started."""
+"""What the browser tests share: Debian's Chromium and its flags, a free port, waiting for a JupyterLab server, and
+the kernels it started."""
 
 import socket
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 
 SERVER_TIMEOUT_S = 60  # until jupyter lab answers
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own browser download does not work here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
 def free_port() -> int:

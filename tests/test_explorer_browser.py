@@ -15,25 +15,17 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from lab_server import CHROMIUM, CHROMIUM_ARGS, free_port
 
 from kdlab.experiment import TEMPERATURE
 from kdlab.explorer_html import TRAIN_ELSEWHERE
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PAGE_TIMEOUT_MS = 180_000  # Voila renders after the kernel has run the notebook: slow on a loaded machine
 THIS_MACHINE = ("127.0.0.1", "localhost")
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
@@ -53,7 +45,7 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
 def explorer_url(tmp_path_factory, explorer_in_a_browser):
     """Voila serving the explorer on a free localhost port; stopped at the end, pass or fail."""
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     with log.open("w") as output:
         process = subprocess.Popen(

@@ -22,16 +22,13 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_server import children, free_port, wait_for_server
+from lab_server import CHROMIUM, CHROMIUM_ARGS, children, free_port, wait_for_server
 
 from kdlab.experiment import TEMPERATURE
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_explorer.ipynb"
 DATA = REPO / "data"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PROJECTOR = {"width": 1280, "height": 720}
 LAPTOP = {"width": 1440, "height": 900}
 ZOOMED = {"width": 1024, "height": 576}  # the projector at 125 % zoom, in CSS pixels

@@ -28,13 +28,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lab_server import children, free_port, wait_for_server
+from lab_server import CHROMIUM, CHROMIUM_ARGS, children, free_port, wait_for_server
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 # (name, viewport, file browser open): the lecturer's laptop with JupyterLab's default layout, and a projector.
 VIEWPORTS = (("1440x900", {"width": 1440, "height": 900}, True),
              ("1280x720", {"width": 1280, "height": 720}, False))

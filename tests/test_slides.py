@@ -18,11 +18,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from lab_server import CHROMIUM_ARGS, free_port
 from test_explorer_browser import (
-    CHROMIUM_ARGS,
     PAGE_TIMEOUT_MS,
     THIS_MACHINE,
-    _free_port,
     _settled_screenshot,
     _wait_for_change,
     _wait_for_port,
@@ -253,7 +252,7 @@ def test_a_static_deck_opens_offline_with_every_slide_on_a_projector(path, decks
 @contextlib.contextmanager
 def _voila(notebook: Path, log: Path, *options: str):
     """Voila serving `notebook` from the repository root (so with its voila.json) on a free localhost port."""
-    port = _free_port()
+    port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen([sys.executable, "-m", "voila", str(notebook), *options, f"--port={port}",
                                     "--no-browser", "--Voila.ip=127.0.0.1"], cwd=REPO, stdout=output,

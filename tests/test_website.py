@@ -10,15 +10,14 @@ import html
 import json
 import re
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest
+from lab_server import CHROMIUM
 
 from kdlab import website
 from kdlab.__main__ import main
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own browser download does not work here
 NOTEBOOKS = website.course_notebooks()
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
