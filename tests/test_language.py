@@ -271,7 +271,7 @@ def test_an_interrupted_teacher_is_kept_apart_and_the_old_checkpoint_stays_intac
     load_or_train_language_teacher(small_corpus, steps=5, **train)
     path = teacher_path(tmp_path, small_corpus, 0)
     previous = path.read_bytes()
-    _interrupt_model(monkeypatch, ctrl_c, 1, forward_call=3)  # evaluated after every step: step 2 is cut off
+    _interrupt_model(monkeypatch, ctrl_c, 1, forward_call=2)  # no scoring between steps: step 2 is cut off
     with pytest.raises(TrainingInterrupted) as stop:
         load_or_train_language_teacher(small_corpus, steps=6, **train)
     kept = path.with_name(f"{path.stem}.interrupted-step1.pt")
