@@ -25,6 +25,7 @@ from torch import nn
 from kdlab.device import autocast, forward_seconds, one_cpu_thread, pick_device, predict_logits
 from kdlab.losses import check_hyperparameters, kd_loss
 from kdlab.models import gpt_spec
+from kdlab.optim import Adam
 from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
 from kdlab.train import restores_global_rng
@@ -133,7 +134,7 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
     cache = None if cached_teacher_logits is None else cached_teacher_logits.to(device)
     checkpoints = {round(steps * (i + 1) / evaluations) for i in range(evaluations)}
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = Adam(model.parameters(), lr=lr)
     history = LanguageHistory()
     loss_sum, losses_summed = torch.zeros((), device=device), 0
     try:
@@ -149,7 +150,7 @@ def train_language_model(model: nn.Module, windows: torch.Tensor, validation: to
                     loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
                 else:
                     loss = kd_loss(logits, cache[batch_index], batch[:, 1:], T=T, alpha=alpha, check_inputs=False)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 history.steps_completed = step

@@ -46,6 +46,7 @@ from kdlab.language import (
 )
 from kdlab.losses import kd_loss, reverse_kd_loss
 from kdlab.models import build_model, count_parameters
+from kdlab.optim import Adam
 from kdlab.progress import TrainingLoop
 from kdlab.text import CharCorpus
 from kdlab.train import restores_global_rng
@@ -101,7 +102,7 @@ def fit_one_mode(teacher: torch.Tensor, grid: torch.Tensor, mix: float, *, steps
     mean = torch.tensor(float(start[0]), dtype=torch.float64, requires_grad=True)
     log_sd = torch.tensor(math.log(start[1]), dtype=torch.float64, requires_grad=True)
     teacher, grid = teacher.double(), grid.double()
-    optimizer = torch.optim.Adam([mean, log_sd], lr=lr)
+    optimizer = Adam([mean, log_sd], lr=lr)
     for _ in range(steps):
         loss = mixed_kl(teacher, gaussian_on_grid(grid, mean, log_sd.exp()), mix)
         optimizer.zero_grad()
@@ -274,7 +275,7 @@ def distill_on_source(model: nn.Module, teacher: nn.Module, pool: torch.Tensor, 
                          f"{len(pool)} windows of {pool.shape[1] - 1} characters")
     windows, logits = pool, pool_teacher_logits
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = Adam(model.parameters(), lr=lr)
     history = DistillHistory()
     tenths = {round(steps * (i + 1) / 10) for i in range(10)}
     loss_sum, losses_summed = 0.0, 0
@@ -296,7 +297,7 @@ def distill_on_source(model: nn.Module, teacher: nn.Module, pool: torch.Tensor, 
                     student_logits = model(batch[:, :-1])
                 loss = token_divergence(student_logits[:, prompt - 1:], logits[chosen].to(device)[:, prompt - 1:],
                                         batch[:, prompt:], divergence, check_inputs=False)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 history.steps_completed = index + 1

@@ -29,6 +29,7 @@ from kdlab.data import TensorData, jitter, make_loader
 from kdlab.device import autocast, pick_device, predict_logits
 from kdlab.losses import check_hyperparameters, decoupled_kd_loss, kd_loss
 from kdlab.models import build_model
+from kdlab.optim import Adam
 from kdlab.progress import TrainingLoop
 
 __all__ = ["METHODS", "History", "check_method", "distill", "evaluate", "fit", "teacher_answers", "train_student"]
@@ -130,7 +131,7 @@ def fit(model: nn.Module, train: TensorData, test: TensorData | None = None, *, 
     cached_logits, teacher_test_predictions = _teacher_targets(teacher, train, test, device)
     loader = make_loader(train, batch_size, shuffle=True, device=device, seed=seed, extras=cached_logits)
     shift_generator = torch.Generator(device=device).manual_seed(seed + rank)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = Adam(model.parameters(), lr=lr)
     trained = distributed.wrap(model, device)
     trained = torch.compile(trained) if compile else trained
 
@@ -217,7 +218,7 @@ def _fit_epoch(trained, loader, optimizer, prepare, loss_of, device) -> torch.Te
         with autocast(device):
             logits = trained(prepare(inputs))
         loss = loss_of(logits, labels, cached)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         (loss * share).backward()
         optimizer.step()
         loss_sum += loss.detach() * len(labels)
