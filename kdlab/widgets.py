@@ -172,8 +172,12 @@ class Explorer:
         return cls(data, **{**defaults, **settings}, notes=notes)
 
     def _repr_mimebundle_(self, **kwargs):
-        """The live page, with a picture of the panels and a line of text for pages read without a kernel."""
+        """The live page, with a picture of the panels and a line of text for pages read without a kernel. Not
+        under Voila, whose page is always live: there the picture would cost the kernel a second of drawing at
+        every visit and add 300 kB to the page, for nothing anyone sees."""
         bundle, metadata = self.view._repr_mimebundle_(**kwargs)
+        if os.environ.get("SERVER_SOFTWARE", "").startswith("voila/"):  # Voila sets it for its kernels
+            return bundle, metadata
         view = self.view
         figure = self.static_panels()
         buffer = io.BytesIO()

@@ -345,6 +345,13 @@ def test_without_a_kernel_the_page_shows_a_picture_and_says_what_to_do(explorer)
     assert 'alt="The distillation explorer at T' in bundle["text/html"]
 
 
+def test_under_voila_the_live_page_goes_without_the_picture(explorer, monkeypatch):
+    monkeypatch.setenv("SERVER_SOFTWARE", "voila/0.5.13")  # what Voila sets in its kernels' environment
+    bundle, _ = explorer._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.view.model_id
+    assert "image/png" not in bundle and "text/html" not in bundle
+
+
 def test_the_picture_before_a_run_shows_its_text_at_11_px_in_a_notebook_cell(explorer):
     bundle, metadata = explorer._repr_mimebundle_()
     png = base64.b64decode(bundle["image/png"])
