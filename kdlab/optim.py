@@ -15,20 +15,23 @@ import torch
 __all__ = ["Adam"]
 
 
+BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which every kdlab model trains with
+EPS = 1e-8
+
+
 class Adam:
     """Adam(parameters, lr) with `zero_grad()` and `step()`, as a training loop calls torch.optim.Adam.
 
     Each parameter counts its own steps, and one without a gradient is skipped, as torch.optim.Adam does.
     The `_foreach_` operations run per tensor on the CPU and as fused multi-tensor kernels on a GPU."""
 
-    def __init__(self, parameters: Iterable[torch.Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(self, parameters: Iterable[torch.Tensor], lr: float = 1e-3):
         self.parameters = list(parameters)
         if not self.parameters:
             raise ValueError("Adam got no parameters to optimize; pass model.parameters() of a model that has some")
-        if not lr > 0 or not eps > 0 or not all(0 <= beta < 1 for beta in betas):
-            raise ValueError(f"Adam needs lr > 0, eps > 0 and betas in [0, 1); got lr={lr}, betas={betas}, eps={eps}")
-        self.lr, self.betas, self.eps = lr, betas, eps
+        if not lr > 0:
+            raise ValueError(f"Adam needs a learning rate lr > 0, got {lr}")
+        self.lr = lr
         self.state: dict[torch.Tensor, dict] = {}  # parameter -> its step count and the two moving averages
 
     def zero_grad(self) -> None:
@@ -38,7 +41,7 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        beta1, beta2 = self.betas
+        beta1, beta2 = BETAS
         parameters = [parameter for parameter in self.parameters if parameter.grad is not None]
         if not parameters:
             return
@@ -58,5 +61,5 @@ class Adam:
         step_sizes = [-(self.lr / (1 - beta1 ** step)) for step in steps]
         denominators = torch._foreach_sqrt(exp_avg_sqs)
         torch._foreach_div_(denominators, [(1 - beta2 ** step) ** 0.5 for step in steps])
-        torch._foreach_add_(denominators, self.eps)
+        torch._foreach_add_(denominators, EPS)
         torch._foreach_addcdiv_(parameters, exp_avgs, denominators, step_sizes)
